@@ -1,0 +1,104 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Email, Phone, Username};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Uuid::parse_str(raw).ok().map(Self)
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserStatus {
+    Normal,
+    Deleted,
+    Withdrawn,
+}
+
+/// How the account was first created: with a password, or by a sign-in provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserType {
+    Email,
+    Google,
+    Apple,
+    Facebook,
+    Kakao,
+    #[serde(rename = "FORTYTWO")]
+    FortyTwo,
+}
+
+/// A user as the API shows it to its owner. Secrets live beside it in storage, not in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub username: Option<Username>,
+    pub phone: Option<Phone>,
+    pub role: Role,
+    #[serde(rename = "type")]
+    pub user_type: UserType,
+    pub status: UserStatus,
+    pub extra: Map<String, Value>,
+    pub is_email_verified: bool,
+    pub avatar: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl User {
+    /// A fresh password account.
+    pub fn new_email_user(email: Email, username: Option<Username>, phone: Option<Phone>, now: OffsetDateTime) -> Self {
+        Self {
+            id: UserId::new(),
+            email,
+            username,
+            phone,
+            role: Role::User,
+            user_type: UserType::Email,
+            status: UserStatus::Normal,
+            extra: Map::new(),
+            is_email_verified: false,
+            avatar: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Normal
+    }
+}

@@ -1,0 +1,222 @@
+//! Parse, don't validate: each value here can only be built through a checking constructor,
+//! so an invalid email, username, phone or password cannot exist past the HTTP edge.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Why a value was refused; the message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+fn invalid(message: impl Into<String>) -> InvalidValue {
+    InvalidValue(message.into())
+}
+
+/// An email address, trimmed and lower-cased so that one mailbox has one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    // Deliberately simple (the only real check is a verification mail): one `@`, no spaces,
+    // a dotted domain of letters, digits and hyphens.
+    Regex::new(r"^[^\s@]{1,64}@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$").expect("valid regex")
+});
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let normalised = raw.trim().to_lowercase();
+        if normalised.len() > Self::MAX_LEN {
+            return Err(invalid(format!("must be at most {} characters", Self::MAX_LEN)));
+        }
+        if !EMAIL.is_match(&normalised) {
+            return Err(invalid("is not a valid email address"));
+        }
+        Ok(Self(normalised))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user name: 3 to 32 letters, digits, `_`, `.` or `-`, starting with a letter or digit.
+/// Shown as typed; unique regardless of case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+
+static USERNAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$").expect("valid regex"));
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let trimmed = raw.trim();
+        if !USERNAME.is_match(trimmed) {
+            return Err(invalid(
+                "must be 3 to 32 characters of letters, digits, '_', '.' or '-', starting with a letter or digit",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness is decided on.
+    pub fn canonical(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits). Spaces, dashes, dots and
+/// parentheses typed by people are removed first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phone(String);
+
+static E164: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\+[1-9][0-9]{7,14}$").expect("valid regex"));
+
+impl Phone {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let compact: String =
+            raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        if !E164.is_match(&compact) {
+            return Err(invalid("must be an E.164 phone number such as +14155550123"));
+        }
+        Ok(Self(compact))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype_conversions {
+    ($($name:ident),*) => {$(
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+            fn try_from(raw: String) -> Result<Self, InvalidValue> {
+                Self::parse(&raw)
+            }
+        }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+string_newtype_conversions!(Email, Username, Phone);
+
+/// NIST SP 800-63B: a minimum length, a generous maximum, no composition rules, no truncation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_chars: usize,
+}
+
+impl PasswordPolicy {
+    pub const MAX_CHARS: usize = 128;
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_chars: 8 }
+    }
+}
+
+/// A new password that satisfies the policy. Never printed: `Debug` is redacted.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(raw: String, policy: PasswordPolicy) -> Result<Self, InvalidValue> {
+        let chars = raw.chars().count();
+        if chars < policy.min_chars {
+            return Err(invalid(format!("must be at least {} characters", policy.min_chars)));
+        }
+        if chars > PasswordPolicy::MAX_CHARS {
+            return Err(invalid(format!("must be at most {} characters", PasswordPolicy::MAX_CHARS)));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// The one identifier a login names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginIdentifier {
+    Email(Email),
+    Username(Username),
+    Phone(Phone),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lower_cased() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for raw in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com"] {
+            assert!(Email::parse(raw).is_err(), "{raw:?} should be refused");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn phone_numbers_are_normalised_to_e164() {
+        assert_eq!(Phone::parse("+1 (415) 555-0123").unwrap().as_str(), "+14155550123");
+        for raw in ["4155550123", "+0123456789", "+1234", "+1415555012345678", "+1415abc0123"] {
+            assert!(Phone::parse(raw).is_err(), "{raw:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn usernames_are_unique_regardless_of_case() {
+        assert_eq!(Username::parse("Ada_L").unwrap().canonical(), Username::parse("ada_l").unwrap().canonical());
+        for raw in ["ab", "-ada", "ada lovelace", &"a".repeat(33), "ada@home"] {
+            assert!(Username::parse(raw).is_err(), "{raw:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn passwords_are_counted_in_characters_not_bytes() {
+        let policy = PasswordPolicy::default();
+        assert!(Password::new("short".into(), policy).is_err());
+        assert!(Password::new("pässwörd".into(), policy).is_ok());
+        assert!(Password::new("é".repeat(128), policy).is_ok());
+        assert!(Password::new("é".repeat(129), policy).is_err());
+    }
+
+    #[test]
+    fn password_debug_never_shows_the_secret() {
+        let password = Password::new("correct horse battery".into(), PasswordPolicy::default()).unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+}

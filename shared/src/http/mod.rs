@@ -1,0 +1,110 @@
+//! HTTP edge: routes grouped the way they are deployed (one Lambda function per group).
+//!
+//! The route table is data, so one list builds the router, feeds the local server and is
+//! checked against `template.yaml` and `openapi.yaml` by the tests.
+
+pub mod error;
+pub mod extract;
+mod handlers;
+pub mod logging;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{self, MethodRouter};
+use axum::Router;
+
+use crate::domain::PasswordPolicy;
+use crate::service::AuthService;
+use error::{ApiError, ErrorCode};
+
+/// What every handler can reach: the services, built once per process.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub password_policy: PasswordPolicy,
+}
+
+/// One deployable endpoint group: a Lambda function on AWS, a set of routes locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Users,
+    Tokens,
+}
+
+pub struct Route {
+    pub method: Method,
+    /// In the `{param}` syntax shared by axum, API Gateway and OpenAPI.
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self { method: Method::GET, path, handler: routing::get(handler) }
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self { method: Method::POST, path, handler: routing::post(handler) }
+    }
+}
+
+impl Function {
+    pub const ALL: [Function; 6] =
+        [Self::Register, Self::Login, Self::Refresh, Self::Logout, Self::Users, Self::Tokens];
+
+    /// The crate under `functions/` and the function's name in `template.yaml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::Refresh => "refresh",
+            Self::Logout => "logout",
+            Self::Users => "users",
+            Self::Tokens => "tokens",
+        }
+    }
+
+    pub fn routes(self) -> Vec<Route> {
+        match self {
+            Self::Register => vec![Route::post("/v1/auth/register", handlers::register)],
+            Self::Login => vec![Route::post("/v1/auth/login", handlers::login)],
+            Self::Refresh => vec![Route::post("/v1/auth/refresh", handlers::refresh)],
+            Self::Logout => vec![
+                Route::post("/v1/auth/logout", handlers::logout),
+                Route::post("/v1/auth/logout-all", handlers::logout_all),
+            ],
+            Self::Users => vec![
+                Route::get("/v1/users/me", handlers::me),
+                Route::get("/v1/auth/status", handlers::status),
+            ],
+            Self::Tokens => vec![
+                Route::get("/.well-known/jwks.json", handlers::jwks),
+                Route::post("/v1/auth/introspect", handlers::introspect),
+            ],
+        }
+    }
+}
+
+/// The router for some functions' routes, with JSON errors for unknown routes and methods,
+/// the body limit, and request logging.
+pub fn router(functions: &[Function], state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in functions.iter().flat_map(|function| function.routes()) {
+        router = router.route(route.path, route.handler);
+    }
+    router
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+        })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(logging::log_request))
+        .with_state(state)
+}

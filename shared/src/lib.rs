@@ -1,0 +1,22 @@
+//! Latchkey: a serverless authentication and user service.
+//!
+//! Layers, from the edge inwards:
+//! - [`http`]: axum routes and handlers, grouped by the Lambda function that serves them;
+//! - [`service`]: what Latchkey does (register, login, rotate refresh tokens, ...);
+//! - [`domain`]: values valid by construction (`Email`, `Password`, ...) and the user model;
+//! - [`repo`]: typed records over [`store`], the item-store contract with a DynamoDB and an
+//!   embedded (redb) implementation;
+//! - [`crypto`]: argon2id, opaque secrets, Ed25519 token keys.
+//!
+//! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
+
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+#[cfg(feature = "aws")]
+pub mod lambda;
+pub mod repo;
+pub mod service;
+pub mod store;

@@ -1,0 +1,110 @@
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{from_item, to_item, RepoError};
+use crate::domain::UserId;
+use crate::store::{Condition, ItemStore, Key, StoreError, Write};
+
+/// One login: the family of every refresh token rotated from it, and the `sid` its access
+/// tokens carry. Deleting it ends the login everywhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub sid: Uuid,
+    pub user_id: UserId,
+    /// Hash of the one refresh token of this family that may still be used.
+    pub refresh_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The store's expiry attribute: the same instant as `expires_at`.
+    pub ttl: i64,
+}
+
+/// Every refresh token ever issued, current or rotated, points back to its family, so that
+/// presenting a rotated one can be recognised as reuse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    pub sid: Uuid,
+    pub user_id: UserId,
+    pub expires_at: i64,
+    pub ttl: i64,
+}
+
+#[derive(Clone)]
+pub struct SessionRepo {
+    store: Arc<dyn ItemStore>,
+}
+
+fn session_key(user_id: UserId, sid: Uuid) -> Key {
+    Key::new(format!("USER#{user_id}"), format!("SESSION#{sid}"))
+}
+
+fn refresh_key(hash: &str) -> Key {
+    Key::new(format!("REFRESH#{hash}"), "REFRESH")
+}
+
+impl SessionRepo {
+    pub fn new(store: Arc<dyn ItemStore>) -> Self {
+        Self { store }
+    }
+
+    fn refresh_write(session: &Session) -> Result<Write, StoreError> {
+        let record = RefreshRecord {
+            sid: session.sid,
+            user_id: session.user_id,
+            expires_at: session.expires_at,
+            ttl: session.ttl,
+        };
+        Ok(Write::put(to_item(refresh_key(&session.refresh_hash), &record)?, Condition::NotExists))
+    }
+
+    pub async fn create(&self, session: &Session) -> Result<(), RepoError> {
+        let writes = vec![
+            Write::put(to_item(session_key(session.user_id, session.sid), session)?, Condition::NotExists),
+            Self::refresh_write(session)?,
+        ];
+        Ok(self.store.write(writes).await?)
+    }
+
+    pub async fn get(&self, user_id: UserId, sid: Uuid) -> Result<Option<Session>, RepoError> {
+        Ok(self.store.get(&session_key(user_id, sid)).await?.map(from_item).transpose()?)
+    }
+
+    pub async fn find_refresh(&self, hash: &str) -> Result<Option<RefreshRecord>, RepoError> {
+        Ok(self.store.get(&refresh_key(hash)).await?.map(from_item).transpose()?)
+    }
+
+    /// Replaces the family's current refresh token, only if it is still `previous_hash`:
+    /// of two concurrent rotations of one token, exactly one succeeds.
+    pub async fn rotate(&self, rotated: &Session, previous_hash: &str) -> Result<(), RepoError> {
+        let writes = vec![
+            Write::put(
+                to_item(session_key(rotated.user_id, rotated.sid), rotated)?,
+                Condition::AttributeEquals("refresh_hash", previous_hash.into()),
+            ),
+            Self::refresh_write(rotated)?,
+        ];
+        match self.store.write(writes).await {
+            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn delete(&self, user_id: UserId, sid: Uuid) -> Result<(), RepoError> {
+        Ok(self.store.write(vec![Write::delete(session_key(user_id, sid), Condition::Always)]).await?)
+    }
+
+    /// Ends every login of the user; answers how many there were.
+    pub async fn delete_all(&self, user_id: UserId) -> Result<usize, RepoError> {
+        let sessions = self.store.query(&format!("USER#{user_id}"), "SESSION#").await?;
+        let count = sessions.len();
+        // One transaction holds at most 100 writes.
+        let writes: Vec<Write> =
+            sessions.into_iter().map(|item| Write::delete(item.key, Condition::Always)).collect();
+        for chunk in writes.chunks(100) {
+            self.store.write(chunk.to_vec()).await?;
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,258 @@
+//! The DynamoDB backend: one table with a `pk`/`sk` primary key and TTL on `ttl`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use serde_json::{Map, Value};
+
+use super::{Condition, Item, ItemStore, Key, StoreError, Write};
+
+/// How often a transaction cancelled only by a concurrent transaction on the same items is
+/// retried before giving up. Without this, two racing writers can both be cancelled and
+/// neither wins.
+const CONFLICT_RETRIES: u32 = 5;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+type DynamoItem = HashMap<String, AttributeValue>;
+
+/// A condition rendered as a DynamoDB condition expression with its placeholders.
+#[derive(Default)]
+struct Expression {
+    text: Option<String>,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn key(key: &Key) -> DynamoItem {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(key.pk.clone())),
+            ("sk".to_owned(), AttributeValue::S(key.sk.clone())),
+        ])
+    }
+
+    fn to_dynamo(item: Item) -> Result<DynamoItem, StoreError> {
+        let mut attributes = item.attributes;
+        attributes.insert("pk".into(), Value::String(item.key.pk));
+        attributes.insert("sk".into(), Value::String(item.key.sk));
+        let converted: serde_dynamo::Item =
+            serde_dynamo::to_item(Value::Object(attributes)).map_err(malformed)?;
+        Ok(converted.into())
+    }
+
+    fn from_dynamo(item: DynamoItem) -> Result<Item, StoreError> {
+        let mut attributes: Map<String, Value> = serde_dynamo::from_item(item).map_err(malformed)?;
+        let mut take_key = |name: &str| match attributes.remove(name) {
+            Some(Value::String(value)) => Ok(value),
+            _ => Err(StoreError::Malformed(format!("item without a string `{name}`"))),
+        };
+        let key = Key::new(take_key("pk")?, take_key("sk")?);
+        Ok(Item { key, attributes })
+    }
+
+    fn expression(condition: &Condition) -> Result<Expression, StoreError> {
+        let text = |text: &str| Expression { text: Some(text.to_owned()), ..Default::default() };
+        Ok(match condition {
+            Condition::Always => Expression::default(),
+            Condition::NotExists => text("attribute_not_exists(pk)"),
+            Condition::Exists => text("attribute_exists(pk)"),
+            Condition::AttributeEquals(attribute, value) => Expression {
+                text: Some("#attribute = :expected".to_owned()),
+                names: Some(HashMap::from([("#attribute".to_owned(), (*attribute).to_owned())])),
+                values: Some(HashMap::from([(
+                    ":expected".to_owned(),
+                    serde_dynamo::to_attribute_value(value).map_err(malformed)?,
+                )])),
+            },
+        })
+    }
+
+    async fn put(&self, item: Item, condition: &Condition) -> Result<(), StoreError> {
+        let expression = Self::expression(condition)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::to_dynamo(item)?))
+            .set_condition_expression(expression.text)
+            .set_expression_attribute_names(expression.names)
+            .set_expression_attribute_values(expression.values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed { write: 0 })
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn delete(&self, key: &Key, condition: &Condition) -> Result<(), StoreError> {
+        let expression = Self::expression(condition)?;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .set_condition_expression(expression.text)
+            .set_expression_attribute_names(expression.names)
+            .set_expression_attribute_values(expression.values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed { write: 0 })
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
+        let built = match write {
+            Write::Put { item, condition } => {
+                let expression = Self::expression(&condition)?;
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(Self::to_dynamo(item)?))
+                    .set_condition_expression(expression.text)
+                    .set_expression_attribute_names(expression.names)
+                    .set_expression_attribute_values(expression.values)
+                    .build()
+                    .map_err(malformed)?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::Delete { key, condition } => {
+                let expression = Self::expression(&condition)?;
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(&key)))
+                    .set_condition_expression(expression.text)
+                    .set_expression_attribute_names(expression.names)
+                    .set_expression_attribute_values(expression.values)
+                    .build()
+                    .map_err(malformed)?;
+                TransactWriteItem::builder().delete(delete).build()
+            }
+        };
+        Ok(built)
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let items = writes
+            .into_iter()
+            .map(|write| self.transact_item(write))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(()) };
+            let reasons: Vec<String> = error
+                .as_service_error()
+                .and_then(|e| match e {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                        Some(c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            if let Some(write) = reasons.iter().position(|code| code == "ConditionalCheckFailed") {
+                return Err(StoreError::ConditionFailed { write });
+            }
+            let conflict_only = !reasons.is_empty()
+                && reasons.iter().all(|code| code == "TransactionConflict" || code == "None");
+            if conflict_only && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                continue;
+            }
+            return Err(unavailable(error));
+        }
+    }
+}
+
+
+fn malformed(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Malformed(error.to_string())
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+#[async_trait]
+impl ItemStore for DynamoStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(Self::from_dynamo).transpose()
+    }
+
+    async fn write(&self, mut writes: Vec<Write>) -> Result<(), StoreError> {
+        // A single write is a plain conditional Put/Delete: half the cost of a transaction.
+        match writes.len() {
+            0 => Ok(()),
+            1 => match writes.pop().expect("one write") {
+                Write::Put { item, condition } => self.put(item, &condition).await,
+                Write::Delete { key, condition } => self.delete(&key, &condition).await,
+            },
+            _ => self.transact(writes).await,
+        }
+    }
+
+    async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(pk.to_owned()))]);
+        let condition = if sk_prefix.is_empty() {
+            "pk = :pk"
+        } else {
+            values.insert(":prefix".to_owned(), AttributeValue::S(sk_prefix.to_owned()));
+            "pk = :pk AND begins_with(sk, :prefix)"
+        };
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        pages
+            .into_iter()
+            .map(|item| Self::from_dynamo(item.map_err(unavailable)?))
+            .collect()
+    }
+}

@@ -1,0 +1,142 @@
+//! The embedded backend: one redb file, for the local server and tests without AWS.
+//!
+//! redb serialises write transactions, so checking conditions and writing inside one
+//! transaction gives the same all-or-nothing guarantee as `TransactWriteItems`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde_json::{Map, Value};
+
+use super::{condition_holds, Item, ItemStore, Key, StoreError, Write};
+
+/// (pk, sk) -> the attributes as JSON.
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the data file {0} is in use by another process (is latchkey-local already running?)")]
+    InUse(String),
+    #[error("cannot open the data file {path}: {source}")]
+    Other { path: String, source: redb::Error },
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file at `path`. Only one process may hold it at a time.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let db = Database::create(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(shown.clone()),
+            other => OpenError::Other { path: shown.clone(), source: other.into() },
+        })?;
+        let init = || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            txn.open_table(ITEMS)?;
+            Ok(txn.commit()?)
+        };
+        init().map_err(|source| OpenError::Other { path: shown, source })?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// redb is blocking I/O: run it off the async workers.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn decode(bytes: &[u8]) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Malformed(error.to_string()))
+}
+
+fn encode(attributes: &Map<String, Value>) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(attributes).map_err(|error| StoreError::Malformed(error.to_string()))
+}
+
+#[async_trait]
+impl ItemStore for EmbeddedStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ITEMS).map_err(unavailable)?;
+            let found = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
+            found
+                .map(|bytes| Ok(Item { attributes: decode(bytes.value())?, key }))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                for (position, write) in writes.iter().enumerate() {
+                    let (key, condition) = match write {
+                        Write::Put { item, condition } => (&item.key, condition),
+                        Write::Delete { key, condition } => (key, condition),
+                    };
+                    let current = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
+                    let current = current.map(|bytes| decode(bytes.value())).transpose()?;
+                    if !condition_holds(condition, current.as_ref()) {
+                        // Dropping the transaction without commit discards every write.
+                        return Err(StoreError::ConditionFailed { write: position });
+                    }
+                }
+                for write in writes {
+                    match write {
+                        Write::Put { item, .. } => {
+                            let bytes = encode(&item.attributes)?;
+                            table
+                                .insert((item.key.pk.as_str(), item.key.sk.as_str()), bytes.as_slice())
+                                .map_err(unavailable)?;
+                        }
+                        Write::Delete { key, .. } => {
+                            table.remove((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
+                        }
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let (pk, sk_prefix) = (pk.to_owned(), sk_prefix.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ITEMS).map_err(unavailable)?;
+            let mut items = Vec::new();
+            for entry in table.range((pk.as_str(), sk_prefix.as_str())..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                let (item_pk, item_sk) = key.value();
+                if item_pk != pk || !item_sk.starts_with(&sk_prefix) {
+                    break;
+                }
+                items.push(Item { key: Key::new(item_pk, item_sk), attributes: decode(value.value())? });
+            }
+            Ok(items)
+        })
+        .await
+    }
+}
