@@ -1,1 +1,262 @@
+//! What the tests share: a Latchkey server on a loopback port over either backend, and an
+//! HTTP client for it. Each test starts its own server on a fresh store and drops it after.
 
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use latchkey::config::Config;
+use latchkey::crypto::passwords::Argon2Settings;
+use latchkey::http::{router, AppState, Function};
+use latchkey::store::dynamodb::DynamoStore;
+use latchkey::store::embedded::EmbeddedStore;
+use latchkey::store::ItemStore;
+use serde_json::{json, Value};
+
+/// Where the DynamoDB-speaking server (moto) listens; the test command sets it.
+pub const AWS_ENDPOINT_VARIABLE: &str = "LATCHKEY_TEST_AWS_ENDPOINT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    DynamoDb,
+}
+
+/// Settings for tests: cheap argon2 so hundreds of registrations stay fast.
+pub fn test_config() -> Config {
+    Config { argon2: Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 }, ..Config::default() }
+}
+
+pub fn aws_endpoint() -> String {
+    std::env::var(AWS_ENDPOINT_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{AWS_ENDPOINT_VARIABLE} is not set. Run the test command (`./scripts/test`), which installs and \
+             starts moto's server, or start one yourself (`pip install 'moto[server]' && moto_server -p 5050`) \
+             and export {AWS_ENDPOINT_VARIABLE}=http://127.0.0.1:5050"
+        )
+    })
+}
+
+/// SDK configuration for the local AWS-speaking server (static test credentials, loopback only).
+pub fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(aws_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "tests",
+        )))
+        .build()
+}
+
+/// A fresh table named uniquely for one test, deleted when dropped.
+pub struct TestTable {
+    pub client: aws_sdk_dynamodb::Client,
+    pub name: String,
+}
+
+impl TestTable {
+    pub async fn create() -> Self {
+        let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config());
+        let name = format!("latchkey-test-{}", uuid::Uuid::new_v4());
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+        client
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(attribute("pk"))
+            .attribute_definitions(attribute("sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot create a table on {}: {}. Is moto's server running?",
+                    aws_endpoint(),
+                    aws_sdk_dynamodb::error::DisplayErrorContext(error)
+                )
+            });
+        Self { client, name }
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.client.clone(), self.name.clone())
+    }
+}
+
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await; a short-lived runtime on its own thread deletes the table.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = runtime.block_on(client.delete_table().table_name(name).send());
+        })
+        .join();
+    }
+}
+
+/// A store of the given backend that lives as long as the returned guard.
+pub async fn fresh_store(backend: Backend) -> (Arc<dyn ItemStore>, StoreGuard) {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = EmbeddedStore::open(&dir.path().join("test.redb")).expect("open redb");
+            (Arc::new(store), StoreGuard::Dir(dir))
+        }
+        Backend::DynamoDb => {
+            let table = TestTable::create().await;
+            (Arc::new(table.store()), StoreGuard::Table(table))
+        }
+    }
+}
+
+pub enum StoreGuard {
+    Dir(tempfile::TempDir),
+    Table(TestTable),
+}
+
+/// Fresh signing keys (as the local server makes them on first start).
+pub fn fresh_keys(config: &Config) -> latchkey::crypto::keys::SigningKeys {
+    let dir = tempfile::tempdir().expect("temp dir");
+    latchkey::crypto::keys::SigningKeys::load_or_create_file(&dir.path().join("key.json"), &config.issuer, &config.audience)
+        .expect("signing keys")
+}
+
+/// Every route served over real HTTP on a loopback port.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    _store: StoreGuard,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        let (store, guard) = fresh_store(backend).await;
+        Self::with_store(store, guard, test_config()).await
+    }
+
+    pub async fn with_store(store: Arc<dyn ItemStore>, guard: StoreGuard, config: Config) -> Self {
+        let keys = fresh_keys(&config);
+        let state = latchkey::app::state(config, store, keys).expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(&Function::ALL, state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        Self { base, client: reqwest::Client::new(), state, _store: guard, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        Reply::from(self.client.post(self.url(path)).json(&body).send().await.expect("request")).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let request = self.client.post(self.url(path)).header("content-type", "application/json").body(body);
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, access_token: Option<&str>) -> Reply {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = access_token {
+            request = request.bearer_auth(token);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn post_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
+        let request = self.client.post(self.url(path)).bearer_auth(access_token).json(&body);
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// Registers `email` with the standard test password; panics unless it succeeds.
+    pub async fn register(&self, email: &str, username: Option<&str>) -> Tokens {
+        let mut body = json!({ "email": email, "password": PASSWORD });
+        if let Some(username) = username {
+            body["username"] = json!(username);
+        }
+        let reply = self.post("/v1/auth/register", body).await;
+        assert_eq!(reply.status, 201, "registration failed: {}", reply.body);
+        Tokens::of(&reply)
+    }
+
+    pub async fn login(&self, email: &str) -> Tokens {
+        let reply = self.post("/v1/auth/login", json!({ "email": email, "password": PASSWORD })).await;
+        assert_eq!(reply.status, 200, "login failed: {}", reply.body);
+        Tokens::of(&reply)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl Tokens {
+    pub fn of(reply: &Reply) -> Self {
+        let text = |field: &str| reply.body[field].as_str().unwrap_or_else(|| panic!("no {field} in {}", reply.body)).to_owned();
+        Self { access: text("access_token"), refresh: text("refresh_token"), user_id: reply.body["user"]["id"].as_str().unwrap().to_owned() }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("status {status}: the body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+        Self { status, headers, body }
+    }
+
+    /// Asserts the documented error shape and returns the message.
+    pub fn error(&self, status: u16, grpc_status: &str) -> String {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.body["status"], grpc_status, "body: {}", self.body);
+        assert!(self.body["code"].is_u64() && self.body["details"].is_array(), "error shape: {}", self.body);
+        self.body["message"].as_str().expect("message").to_owned()
+    }
+}
+
+/// Runs each named async test function once per backend, as `embedded::name` and `dynamodb::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Embedded).await })*
+        }
+        mod dynamodb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::DynamoDb).await })*
+        }
+    };
+}

@@ -1,0 +1,138 @@
+//! Bad input gets a clean, documented error naming the problem: never a panic or a 500.
+
+use latchkey_tests::{Backend, TestServer, PASSWORD};
+use serde_json::json;
+
+async fn server() -> TestServer {
+    TestServer::start(Backend::Embedded).await
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let server = server().await;
+    for body in ["{", "not json", "{\"email\": }", "", "[1,2]", "null"] {
+        let message = server.post_raw("/v1/auth/register", body).await.error(400, "INVALID_ARGUMENT");
+        assert!(!message.is_empty(), "body {body:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_fields_are_400_naming_the_field() {
+    let server = server().await;
+    let message = server.post("/v1/auth/register", json!({"email": "ada@example.com"})).await.error(400, "INVALID_ARGUMENT");
+    assert!(message.contains("password"), "{message}");
+    let message = server.post("/v1/auth/refresh", json!({})).await.error(400, "INVALID_ARGUMENT");
+    assert!(message.contains("refresh_token"), "{message}");
+    let message = server.post("/v1/auth/introspect", json!({})).await.error(400, "INVALID_ARGUMENT");
+    assert!(message.contains("token"), "{message}");
+}
+
+#[tokio::test]
+async fn wrong_types_are_400_naming_the_field() {
+    let server = server().await;
+    for (body, field) in [
+        (json!({"email": 42, "password": PASSWORD}), "email"),
+        (json!({"email": "ada@example.com", "password": ["a"]}), "password"),
+        (json!({"email": "ada@example.com", "password": PASSWORD, "username": {"a": 1}}), "username"),
+        (json!({"email": "ada@example.com", "password": PASSWORD, "phone": true}), "phone"),
+    ] {
+        let reply = server.post("/v1/auth/register", body).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn invalid_values_are_400_naming_the_field() {
+    let server = server().await;
+    let long_email = format!("{}@example.com", "a".repeat(250));
+    for (body, field) in [
+        (json!({"email": "not-an-email", "password": PASSWORD}), "email"),
+        (json!({"email": long_email, "password": PASSWORD}), "email"),
+        (json!({"email": "ada@example.com", "password": "short"}), "password"),
+        (json!({"email": "ada@example.com", "password": "x".repeat(129)}), "password"),
+        (json!({"email": "ada@example.com", "password": PASSWORD, "username": "a b"}), "username"),
+        (json!({"email": "ada@example.com", "password": PASSWORD, "username": "u".repeat(33)}), "username"),
+        (json!({"email": "ada@example.com", "password": PASSWORD, "phone": "555-0100"}), "phone"),
+    ] {
+        let reply = server.post("/v1/auth/register", body.clone()).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{body}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn passwords_up_to_128_characters_are_accepted_and_never_truncated() {
+    let server = server().await;
+    let long = "ü".repeat(128);
+    let reply = server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": long})).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let truncated = &long[..long.len() - 2];
+    let wrong = server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": truncated})).await;
+    wrong.error(401, "UNAUTHENTICATED");
+    let right = server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": long})).await;
+    assert_eq!(right.status, 200);
+}
+
+#[tokio::test]
+async fn login_needs_exactly_one_identifier() {
+    let server = server().await;
+    for body in [
+        json!({"password": PASSWORD}),
+        json!({"email": "ada@example.com", "username": "ada", "password": PASSWORD}),
+    ] {
+        let message = server.post("/v1/auth/login", body).await.error(400, "INVALID_ARGUMENT");
+        assert!(message.contains("exactly one of email, username or phone"), "{message}");
+    }
+    server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": ""})).await.error(400, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let server = server().await;
+    let padding = "x".repeat(70 * 1024);
+    let reply = server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD, "pad": padding})).await;
+    reply.error(413, "INVALID_ARGUMENT");
+}
+
+#[tokio::test]
+async fn missing_or_malformed_authorization_is_401_with_a_bearer_challenge() {
+    let server = server().await;
+    let missing = server.get("/v1/users/me", None).await;
+    assert!(missing.error(401, "UNAUTHENTICATED").contains("missing"));
+    assert_eq!(missing.headers["www-authenticate"], "Bearer");
+    for header in ["Basic YWRhOnB3", "Bearer", "Bearer ", "token-without-scheme", "Bearer not.a.jwt"] {
+        let reply = server.client.get(server.url("/v1/users/me")).header("authorization", header).send().await.unwrap();
+        assert_eq!(reply.status(), 401, "header {header:?}");
+        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(body["status"], "UNAUTHENTICATED");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let server = server().await;
+    server.get("/v1/nope", None).await.error(404, "NOT_FOUND");
+    let reply = server.client.delete(server.url("/v1/auth/login")).send().await.unwrap();
+    assert_eq!(reply.status(), 405);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["status"], "UNIMPLEMENTED");
+}
+
+#[tokio::test]
+async fn a_storage_outage_is_503_without_internal_detail() {
+    // A DynamoDB store whose table does not exist: every call fails inside the SDK.
+    let table = latchkey_tests::TestTable::create().await;
+    let store = latchkey::store::dynamodb::DynamoStore::new(table.client.clone(), "no-such-table");
+    let server = TestServer::with_store(
+        std::sync::Arc::new(store),
+        latchkey_tests::StoreGuard::Table(table),
+        latchkey_tests::test_config(),
+    )
+    .await;
+    let reply = server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    let message = reply.error(503, "UNAVAILABLE");
+    assert!(!message.contains("ResourceNotFound") && !message.contains("no-such-table"), "{message}");
+    let reply = server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    reply.error(503, "UNAVAILABLE");
+}

@@ -1,0 +1,149 @@
+//! What is deployed matches what is served: the SAM template, the OpenAPI document and the
+//! sample events against the router's route table, and key loading from Secrets Manager.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use latchkey::http::{router, Function};
+use latchkey_tests::{fresh_store, test_config, Backend};
+use serde_norway::Value as Yaml;
+use tower::ServiceExt;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+fn read_yaml(file: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{file} is not YAML: {e}"))
+}
+
+/// (function, METHOD, path) for every route the handlers serve.
+fn served_routes() -> BTreeSet<(String, String, String)> {
+    Function::ALL
+        .iter()
+        .flat_map(|function| {
+            function.routes().into_iter().map(|route| (function.name().to_owned(), route.method.to_string(), route.path.to_owned()))
+        })
+        .collect()
+}
+
+fn text(value: &Yaml, key: &str) -> String {
+    value.get(key).and_then(Yaml::as_str).unwrap_or_else(|| panic!("missing {key} in {value:?}")).to_owned()
+}
+
+#[test]
+fn template_routes_are_exactly_the_routes_the_handlers_serve() {
+    let template = read_yaml("template.yaml");
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let mut deployed = BTreeSet::new();
+    for resource in resources.values().filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function")) {
+        let binary = text(&resource["Metadata"]["BuildProperties"], "Binary");
+        assert!(repo_root().join("functions").join(&binary).join("Cargo.toml").exists(), "no crate functions/{binary}");
+        for event in resource["Properties"]["Events"].as_mapping().into_iter().flat_map(|events| events.values()) {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let properties = &event["Properties"];
+                deployed.insert((binary.clone(), text(properties, "Method").to_uppercase(), text(properties, "Path")));
+            }
+        }
+    }
+    assert_eq!(deployed, served_routes());
+}
+
+#[test]
+fn openapi_documents_exactly_the_routes_the_handlers_serve() {
+    let spec = read_yaml("openapi.yaml");
+    assert!(text(&spec, "openapi").starts_with("3.1"), "OpenAPI 3.1");
+    let mut documented = BTreeSet::new();
+    for (path, operations) in spec["paths"].as_mapping().expect("paths") {
+        for (method, operation) in operations.as_mapping().expect("operations") {
+            let method = method.as_str().unwrap().to_uppercase();
+            if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                let function = text(operation, "x-latchkey-function");
+                documented.insert((function, method, path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    assert_eq!(documented, served_routes());
+}
+
+/// The sample events, in an order that makes every one succeed against one fresh store.
+const EVENT_SCRIPT: [(&str, &str, u16); 9] = [
+    ("register", "register", 201),
+    ("login", "login", 200),
+    ("users", "me", 200),
+    ("users", "status", 200),
+    ("tokens", "jwks", 200),
+    ("tokens", "introspect", 200),
+    ("refresh", "refresh", 200),
+    ("logout", "logout", 200),
+    ("logout", "logout-all", 200),
+];
+
+#[tokio::test]
+async fn every_sample_event_replays_through_its_lambda_handler() {
+    let (store, _guard) = fresh_store(Backend::Embedded).await;
+    let config = test_config();
+    let state = latchkey::app::state(config.clone(), store, latchkey_tests::fresh_keys(&config)).unwrap();
+
+    let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
+        .expect("events/")
+        .flat_map(|dir| {
+            let dir = dir.unwrap().path();
+            let function = dir.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::read_dir(&dir).unwrap().map(move |file| {
+                (function.clone(), file.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+            })
+        })
+        .collect();
+    let scripted: BTreeSet<(String, String)> = EVENT_SCRIPT.iter().map(|(f, e, _)| (f.to_string(), e.to_string())).collect();
+    assert_eq!(on_disk, scripted, "every event file is replayed, and only those");
+
+    let (mut access, mut refresh, mut first_access) = (String::new(), String::new(), String::new());
+    let mut covered = BTreeSet::new();
+    for (function_name, event, expected) in EVENT_SCRIPT {
+        let function = *Function::ALL.iter().find(|f| f.name() == function_name).expect("a function");
+        let raw = std::fs::read_to_string(repo_root().join(format!("events/{function_name}/{event}.json"))).unwrap();
+        if event == "logout-all" {
+            // The login's session was just logged out; end the registration's session instead.
+            access = first_access.clone();
+        }
+        let raw = raw.replace("REPLACE_WITH_ACCESS_TOKEN", &access).replace("REPLACE_WITH_REFRESH_TOKEN", &refresh);
+        let request = lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{event}: not an API Gateway event: {e}"));
+        covered.insert((function_name.to_owned(), request.method().to_string(), request.uri().path().to_owned()));
+
+        // The same router the function's main.rs hands to lambda_http::run.
+        let response = router(&[function], state.clone()).oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(status, expected, "{function_name}/{event}: {}", String::from_utf8_lossy(&body));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if let (Some(a), Some(r)) = (json["access_token"].as_str(), json["refresh_token"].as_str()) {
+            (access, refresh) = (a.to_owned(), r.to_owned());
+            if first_access.is_empty() {
+                first_access = a.to_owned();
+            }
+        }
+    }
+    assert_eq!(covered, served_routes(), "one event per route");
+}
+
+#[tokio::test]
+async fn signing_keys_load_from_the_secret_the_template_generates() {
+    let client = aws_sdk_secretsmanager::Client::new(&latchkey_tests::aws_sdk_config());
+    let name = format!("latchkey-test-{}", uuid::Uuid::new_v4());
+    // The shape GenerateSecretString produces from the template's SecretStringTemplate.
+    let secret = r#"{"kid": "k1", "seed": "q6Vh2Zc0bM4rT8yLx1NwP5sJ7eKdA3fG9uHiYoQzR2tC4vB6nM8lK0jX1wE3aS5d"}"#;
+    client.create_secret().name(&name).secret_string(secret).send().await.expect("create secret in moto");
+
+    let config = test_config();
+    let keys = latchkey::lambda::signing_keys_from_secret(&client, &name, &config).await.expect("keys load");
+    assert_eq!(keys.jwks()["keys"][0]["kid"], "k1");
+    let from_same_secret = latchkey::crypto::keys::SigningKeys::from_json(secret, &config.issuer, &config.audience).unwrap();
+    assert_eq!(keys.jwks(), from_same_secret.jwks(), "the key is a function of the secret alone");
+
+    let missing = latchkey::lambda::signing_keys_from_secret(&client, "no-such-secret", &config).await;
+    let message = missing.err().expect("a missing secret fails").to_string();
+    assert!(message.contains("no-such-secret"), "names the secret: {message}");
+    client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
+}

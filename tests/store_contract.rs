@@ -1,0 +1,122 @@
+//! The item-store contract, held against both backends: what the repositories rely on.
+
+use latchkey::store::{Condition, Item, Key, StoreError, Write};
+use latchkey_tests::{fresh_store, on_both_backends, Backend};
+use serde_json::{json, Map, Value};
+
+on_both_backends!(
+    a_put_item_reads_back_with_every_json_type_intact,
+    put_if_absent_refuses_a_second_put_and_keeps_the_first,
+    a_transaction_with_one_false_condition_writes_nothing_and_names_the_write,
+    attribute_equals_is_a_compare_and_swap,
+    query_returns_one_partitions_items_by_prefix_in_sort_key_order,
+    conditional_delete_only_removes_a_matching_item,
+    twenty_concurrent_puts_if_absent_have_exactly_one_winner,
+);
+
+fn attributes(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+fn item(pk: &str, sk: &str, value: Value) -> Item {
+    Item { key: Key::new(pk, sk), attributes: attributes(value) }
+}
+
+async fn a_put_item_reads_back_with_every_json_type_intact(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let original = item(
+        "P",
+        "S",
+        json!({"text": "héllo", "empty": "", "int": -42, "big": 1_795_854_405_i64, "flag": true, "nothing": null,
+               "list": [1, "two", {"three": 3}], "nested": {"a": {"b": [true]}}}),
+    );
+    store.write(vec![Write::put(original.clone(), Condition::Always)]).await.unwrap();
+    assert_eq!(store.get(&Key::new("P", "S")).await.unwrap(), Some(original));
+    assert_eq!(store.get(&Key::new("P", "missing")).await.unwrap(), None);
+}
+
+async fn put_if_absent_refuses_a_second_put_and_keeps_the_first(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.write(vec![Write::put(item("P", "S", json!({"v": 1})), Condition::NotExists)]).await.unwrap();
+    let second = store.write(vec![Write::put(item("P", "S", json!({"v": 2})), Condition::NotExists)]).await;
+    assert!(matches!(second, Err(StoreError::ConditionFailed { write: 0 })), "{second:?}");
+    assert_eq!(store.get(&Key::new("P", "S")).await.unwrap().unwrap().attributes["v"], 1);
+}
+
+async fn a_transaction_with_one_false_condition_writes_nothing_and_names_the_write(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.write(vec![Write::put(item("TAKEN", "U", json!({})), Condition::Always)]).await.unwrap();
+    let result = store
+        .write(vec![
+            Write::put(item("NEW1", "U", json!({})), Condition::NotExists),
+            Write::put(item("NEW2", "U", json!({})), Condition::NotExists),
+            Write::put(item("TAKEN", "U", json!({"overwritten": true})), Condition::NotExists),
+        ])
+        .await;
+    assert!(matches!(result, Err(StoreError::ConditionFailed { write: 2 })), "{result:?}");
+    assert_eq!(store.get(&Key::new("NEW1", "U")).await.unwrap(), None);
+    assert_eq!(store.get(&Key::new("NEW2", "U")).await.unwrap(), None);
+    assert_eq!(store.get(&Key::new("TAKEN", "U")).await.unwrap().unwrap().attributes, Map::new());
+}
+
+async fn attribute_equals_is_a_compare_and_swap(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.write(vec![Write::put(item("P", "S", json!({"version": "a"})), Condition::Always)]).await.unwrap();
+    let swap = |from: &str, to: &str| {
+        Write::put(item("P", "S", json!({"version": to})), Condition::AttributeEquals("version", json!(from)))
+    };
+    store.write(vec![swap("a", "b")]).await.unwrap();
+    let stale = store.write(vec![swap("a", "c")]).await;
+    assert!(matches!(stale, Err(StoreError::ConditionFailed { .. })), "{stale:?}");
+    assert_eq!(store.get(&Key::new("P", "S")).await.unwrap().unwrap().attributes["version"], "b");
+    let absent = store
+        .write(vec![Write::put(item("Q", "S", json!({})), Condition::AttributeEquals("version", json!("a")))])
+        .await;
+    assert!(matches!(absent, Err(StoreError::ConditionFailed { .. })), "a missing item never matches: {absent:?}");
+}
+
+async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let writes = ["SESSION#b", "PROFILE", "SESSION#a", "SESSION#c"]
+        .into_iter()
+        .map(|sk| Write::put(item("USER#1", sk, json!({"sk": sk})), Condition::Always))
+        .chain([Write::put(item("USER#2", "SESSION#z", json!({})), Condition::Always)])
+        .collect();
+    store.write(writes).await.unwrap();
+    let found: Vec<String> =
+        store.query("USER#1", "SESSION#").await.unwrap().into_iter().map(|item| item.key.sk).collect();
+    assert_eq!(found, ["SESSION#a", "SESSION#b", "SESSION#c"]);
+    assert_eq!(store.query("USER#1", "").await.unwrap().len(), 4);
+    assert!(store.query("USER#3", "").await.unwrap().is_empty());
+}
+
+async fn conditional_delete_only_removes_a_matching_item(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.write(vec![Write::put(item("P", "S", json!({"owner": "ada"})), Condition::Always)]).await.unwrap();
+    let wrong = store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("eve")))]).await;
+    assert!(matches!(wrong, Err(StoreError::ConditionFailed { .. })));
+    assert!(store.get(&Key::new("P", "S")).await.unwrap().is_some());
+    store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("ada")))]).await.unwrap();
+    assert_eq!(store.get(&Key::new("P", "S")).await.unwrap(), None);
+    // Deleting what is not there is not an error unless the condition says so.
+    store.write(vec![Write::delete(Key::new("P", "S"), Condition::Always)]).await.unwrap();
+}
+
+async fn twenty_concurrent_puts_if_absent_have_exactly_one_winner(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let attempts = (0..20).map(|n| {
+        let store = std::sync::Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .write(vec![
+                    Write::put(item("EMAIL#race", "UNIQUE", json!({"n": n})), Condition::NotExists),
+                    Write::put(item(&format!("USER#{n}"), "PROFILE", json!({})), Condition::NotExists),
+                ])
+                .await
+        })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.iter().filter(|result| matches!(result, Ok(Ok(())))).count();
+    let refused = results.iter().filter(|r| matches!(r, Ok(Err(StoreError::ConditionFailed { .. })))).count();
+    assert_eq!((winners, refused), (1, 19), "{results:?}");
+}
