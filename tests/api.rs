@@ -1,6 +1,6 @@
 //! The API end to end over HTTP, run once on the embedded store and once on DynamoDB (moto).
 
-use latchkey_tests::{on_both_backends, Backend, TestServer, Tokens, PASSWORD};
+use latchkey_tests::{Backend, PASSWORD, TestServer, Tokens, on_both_backends};
 use serde_json::json;
 
 on_both_backends!(
@@ -71,7 +71,8 @@ async fn a_refused_registration_reserves_nothing(backend: Backend) {
 
 async fn fifty_concurrent_registrations_of_one_email_give_one_success_and_49_conflicts(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let attempts = (0..50).map(|_| server.post("/v1/auth/register", json!({"email": "race@example.com", "password": PASSWORD})));
+    let attempts =
+        (0..50).map(|_| server.post("/v1/auth/register", json!({"email": "race@example.com", "password": PASSWORD})));
     let replies = futures::future::join_all(attempts).await;
     let created = replies.iter().filter(|reply| reply.status == 201).count();
     let conflicts = replies.iter().filter(|reply| reply.status == 409).count();
@@ -82,11 +83,9 @@ async fn login_works_with_email_username_or_phone(backend: Backend) {
     let server = TestServer::start(backend).await;
     let body = json!({"email": "ada@example.com", "password": PASSWORD, "username": "ada", "phone": "+14155550101"});
     let user_id = Tokens::of(&server.post("/v1/auth/register", body).await).user_id;
-    for identifier in [
-        json!({"email": "ADA@example.com"}),
-        json!({"username": "Ada"}),
-        json!({"phone": "+1 (415) 555-0101"}),
-    ] {
+    for identifier in
+        [json!({"email": "ADA@example.com"}), json!({"username": "Ada"}), json!({"phone": "+1 (415) 555-0101"})]
+    {
         let mut body = identifier.clone();
         body["password"] = json!(PASSWORD);
         let reply = server.post("/v1/auth/login", body).await;
@@ -100,7 +99,8 @@ async fn wrong_password_and_unknown_user_get_the_same_401(backend: Backend) {
     server.register("ada@example.com", None).await;
     let wrong_password =
         server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": "not the password"})).await;
-    let unknown_user = server.post("/v1/auth/login", json!({"email": "nobody@example.com", "password": PASSWORD})).await;
+    let unknown_user =
+        server.post("/v1/auth/login", json!({"email": "nobody@example.com", "password": PASSWORD})).await;
     wrong_password.error(401, "UNAUTHENTICATED");
     assert_eq!(wrong_password.body, unknown_user.body, "the two failures must be indistinguishable");
     assert_eq!(wrong_password.status, unknown_user.status);
@@ -178,7 +178,10 @@ async fn me_and_status_describe_the_caller(backend: Backend) {
     let tokens = server.register("ada@example.com", Some("ada")).await;
     let me = server.get("/v1/users/me", Some(&tokens.access)).await;
     assert_eq!(me.status, 200);
-    assert_eq!((me.body["id"].as_str().unwrap(), me.body["username"].as_str().unwrap()), (tokens.user_id.as_str(), "ada"));
+    assert_eq!(
+        (me.body["id"].as_str().unwrap(), me.body["username"].as_str().unwrap()),
+        (tokens.user_id.as_str(), "ada")
+    );
     let status = server.get("/v1/auth/status", Some(&tokens.access)).await;
     assert_eq!(status.status, 200);
     assert_eq!(status.body["user"], me.body);

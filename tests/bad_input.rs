@@ -1,6 +1,6 @@
 //! Bad input gets a clean, documented error naming the problem: never a panic or a 500.
 
-use latchkey_tests::{Backend, TestServer, PASSWORD};
+use latchkey_tests::{Backend, PASSWORD, TestServer};
 use serde_json::json;
 
 async fn server() -> TestServer {
@@ -19,7 +19,8 @@ async fn malformed_json_is_400() {
 #[tokio::test]
 async fn missing_fields_are_400_naming_the_field() {
     let server = server().await;
-    let message = server.post("/v1/auth/register", json!({"email": "ada@example.com"})).await.error(400, "INVALID_ARGUMENT");
+    let message =
+        server.post("/v1/auth/register", json!({"email": "ada@example.com"})).await.error(400, "INVALID_ARGUMENT");
     assert!(message.contains("password"), "{message}");
     let message = server.post("/v1/auth/refresh", json!({})).await.error(400, "INVALID_ARGUMENT");
     assert!(message.contains("refresh_token"), "{message}");
@@ -77,21 +78,25 @@ async fn passwords_up_to_128_characters_are_accepted_and_never_truncated() {
 #[tokio::test]
 async fn login_needs_exactly_one_identifier() {
     let server = server().await;
-    for body in [
-        json!({"password": PASSWORD}),
-        json!({"email": "ada@example.com", "username": "ada", "password": PASSWORD}),
-    ] {
+    for body in
+        [json!({"password": PASSWORD}), json!({"email": "ada@example.com", "username": "ada", "password": PASSWORD})]
+    {
         let message = server.post("/v1/auth/login", body).await.error(400, "INVALID_ARGUMENT");
         assert!(message.contains("exactly one of email, username or phone"), "{message}");
     }
-    server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": ""})).await.error(400, "INVALID_ARGUMENT");
+    server
+        .post("/v1/auth/login", json!({"email": "ada@example.com", "password": ""}))
+        .await
+        .error(400, "INVALID_ARGUMENT");
 }
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_413() {
     let server = server().await;
     let padding = "x".repeat(70 * 1024);
-    let reply = server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD, "pad": padding})).await;
+    let reply = server
+        .post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD, "pad": padding}))
+        .await;
     reply.error(413, "INVALID_ARGUMENT");
 }
 
@@ -101,6 +106,13 @@ async fn missing_or_malformed_authorization_is_401_with_a_bearer_challenge() {
     let missing = server.get("/v1/users/me", None).await;
     assert!(missing.error(401, "UNAUTHENTICATED").contains("missing"));
     assert_eq!(missing.headers["www-authenticate"], "Bearer");
+    let invalid = server.get("/v1/users/me", Some("not.a.jwt")).await;
+    invalid.error(401, "UNAUTHENTICATED");
+    assert_eq!(invalid.headers["www-authenticate"], "Bearer error=\"invalid_token\"");
+    // Routes that take no bearer token do not challenge for one.
+    let login = server.post("/v1/auth/login", json!({"email": "nobody@example.com", "password": "whatever1"})).await;
+    login.error(401, "UNAUTHENTICATED");
+    assert!(login.headers.get("www-authenticate").is_none());
     for header in ["Basic YWRhOnB3", "Bearer", "Bearer ", "token-without-scheme", "Bearer not.a.jwt"] {
         let reply = server.client.get(server.url("/v1/users/me")).header("authorization", header).send().await.unwrap();
         assert_eq!(reply.status(), 401, "header {header:?}");

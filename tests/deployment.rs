@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use latchkey::http::{router, Function};
-use latchkey_tests::{fresh_store, test_config, Backend};
+use latchkey::http::{Function, router};
+use latchkey_tests::{Backend, fresh_store, test_config};
 use serde_norway::Value as Yaml;
 use tower::ServiceExt;
 
@@ -23,7 +23,10 @@ fn served_routes() -> BTreeSet<(String, String, String)> {
     Function::ALL
         .iter()
         .flat_map(|function| {
-            function.routes().into_iter().map(|route| (function.name().to_owned(), route.method.to_string(), route.path.to_owned()))
+            function
+                .routes()
+                .into_iter()
+                .map(|route| (function.name().to_owned(), route.method.to_string(), route.path.to_owned()))
         })
         .collect()
 }
@@ -96,7 +99,8 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
             })
         })
         .collect();
-    let scripted: BTreeSet<(String, String)> = EVENT_SCRIPT.iter().map(|(f, e, _)| (f.to_string(), e.to_string())).collect();
+    let scripted: BTreeSet<(String, String)> =
+        EVENT_SCRIPT.iter().map(|(f, e, _)| (f.to_string(), e.to_string())).collect();
     assert_eq!(on_disk, scripted, "every event file is replayed, and only those");
 
     let (mut access, mut refresh, mut first_access) = (String::new(), String::new(), String::new());
@@ -109,7 +113,8 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
             access = first_access.clone();
         }
         let raw = raw.replace("REPLACE_WITH_ACCESS_TOKEN", &access).replace("REPLACE_WITH_REFRESH_TOKEN", &refresh);
-        let request = lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{event}: not an API Gateway event: {e}"));
+        let request =
+            lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{event}: not an API Gateway event: {e}"));
         covered.insert((function_name.to_owned(), request.method().to_string(), request.uri().path().to_owned()));
 
         // The same router the function's main.rs hands to lambda_http::run.
@@ -139,7 +144,8 @@ async fn signing_keys_load_from_the_secret_the_template_generates() {
     let config = test_config();
     let keys = latchkey::lambda::signing_keys_from_secret(&client, &name, &config).await.expect("keys load");
     assert_eq!(keys.jwks()["keys"][0]["kid"], "k1");
-    let from_same_secret = latchkey::crypto::keys::SigningKeys::from_json(secret, &config.issuer, &config.audience).unwrap();
+    let from_same_secret =
+        latchkey::crypto::keys::SigningKeys::from_json(secret, &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks(), from_same_secret.jwks(), "the key is a function of the secret alone");
 
     let missing = latchkey::lambda::signing_keys_from_secret(&client, "no-such-secret", &config).await;

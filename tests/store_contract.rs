@@ -1,8 +1,8 @@
 //! The item-store contract, held against both backends: what the repositories rely on.
 
 use latchkey::store::{Condition, Item, Key, StoreError, Write};
-use latchkey_tests::{fresh_store, on_both_backends, Backend};
-use serde_json::{json, Map, Value};
+use latchkey_tests::{Backend, fresh_store, on_both_backends};
+use serde_json::{Map, Value, json};
 
 on_both_backends!(
     a_put_item_reads_back_with_every_json_type_intact,
@@ -93,10 +93,14 @@ async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend:
 async fn conditional_delete_only_removes_a_matching_item(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     store.write(vec![Write::put(item("P", "S", json!({"owner": "ada"})), Condition::Always)]).await.unwrap();
-    let wrong = store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("eve")))]).await;
+    let wrong =
+        store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("eve")))]).await;
     assert!(matches!(wrong, Err(StoreError::ConditionFailed { .. })));
     assert!(store.get(&Key::new("P", "S")).await.unwrap().is_some());
-    store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("ada")))]).await.unwrap();
+    store
+        .write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("ada")))])
+        .await
+        .unwrap();
     assert_eq!(store.get(&Key::new("P", "S")).await.unwrap(), None);
     // Deleting what is not there is not an error unless the condition says so.
     store.write(vec![Write::delete(Key::new("P", "S"), Condition::Always)]).await.unwrap();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use latchkey::config::Config;
-use latchkey::http::{router, Function};
+use latchkey::http::{Function, router};
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -25,9 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::from_env()?;
     let state = latchkey::app::embedded_state(config, &args.data_dir)?;
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "latchkey-local is serving");
     axum::serve(listener, router(&Function::ALL, state))
         .with_graceful_shutdown(async {

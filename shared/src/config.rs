@@ -50,7 +50,10 @@ impl Config {
                 None => Ok(default),
                 Some(raw) => match raw.trim().parse::<i64>() {
                     Ok(value) if value >= min => Ok(value),
-                    _ => Err(ConfigError { name, problem: format!("must be a whole number of at least {min}, not {raw:?}") }),
+                    _ => Err(ConfigError {
+                        name,
+                        problem: format!("must be a whole number of at least {min}, not {raw:?}"),
+                    }),
                 },
             }
         };
@@ -58,15 +61,24 @@ impl Config {
         Ok(Self {
             issuer: lookup("LATCHKEY_ISSUER").unwrap_or(defaults.issuer),
             audience: lookup("LATCHKEY_AUDIENCE").unwrap_or(defaults.audience),
-            access_token_ttl_seconds: number("LATCHKEY_ACCESS_TOKEN_TTL_SECONDS", defaults.access_token_ttl_seconds, 60)?,
-            refresh_token_ttl_seconds: number("LATCHKEY_REFRESH_TOKEN_TTL_SECONDS", defaults.refresh_token_ttl_seconds, 300)?,
+            access_token_ttl_seconds: number(
+                "LATCHKEY_ACCESS_TOKEN_TTL_SECONDS",
+                defaults.access_token_ttl_seconds,
+                60,
+            )?,
+            refresh_token_ttl_seconds: number(
+                "LATCHKEY_REFRESH_TOKEN_TTL_SECONDS",
+                defaults.refresh_token_ttl_seconds,
+                300,
+            )?,
             argon2: Argon2Settings {
                 memory_kib: small("LATCHKEY_ARGON2_MEMORY_KIB", defaults.argon2.memory_kib, 8)?,
                 iterations: small("LATCHKEY_ARGON2_ITERATIONS", defaults.argon2.iterations, 1)?,
                 parallelism: small("LATCHKEY_ARGON2_PARALLELISM", defaults.argon2.parallelism, 1)?,
             },
             password_policy: PasswordPolicy {
-                min_chars: number("LATCHKEY_PASSWORD_MIN_LENGTH", defaults.password_policy.min_chars as i64, 1)? as usize,
+                min_chars: number("LATCHKEY_PASSWORD_MIN_LENGTH", defaults.password_policy.min_chars as i64, 1)?
+                    as usize,
             },
         })
     }

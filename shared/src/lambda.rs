@@ -6,10 +6,10 @@ use aws_config::BehaviorVersion;
 use lambda_http::{Error, RequestExt};
 
 use crate::app::SetupError;
-use crate::config::{required, Config};
+use crate::config::{Config, required};
 use crate::crypto::keys::SigningKeys;
-use crate::http::logging::{init_tracing, RequestId};
-use crate::http::{router, Function};
+use crate::http::logging::{RequestId, init_tracing};
+use crate::http::{Function, router};
 use crate::store::dynamodb::DynamoStore;
 
 /// Builds the state once per container (config, SDK clients, signing keys), then serves

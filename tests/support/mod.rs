@@ -7,11 +7,11 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use latchkey::config::Config;
 use latchkey::crypto::passwords::Argon2Settings;
-use latchkey::http::{router, AppState, Function};
+use latchkey::http::{AppState, Function, router};
+use latchkey::store::ItemStore;
 use latchkey::store::dynamodb::DynamoStore;
 use latchkey::store::embedded::EmbeddedStore;
-use latchkey::store::ItemStore;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Where the DynamoDB-speaking server (moto) listens; the test command sets it.
 pub const AWS_ENDPOINT_VARIABLE: &str = "LATCHKEY_TEST_AWS_ENDPOINT";
@@ -123,8 +123,12 @@ pub enum StoreGuard {
 /// Fresh signing keys (as the local server makes them on first start).
 pub fn fresh_keys(config: &Config) -> latchkey::crypto::keys::SigningKeys {
     let dir = tempfile::tempdir().expect("temp dir");
-    latchkey::crypto::keys::SigningKeys::load_or_create_file(&dir.path().join("key.json"), &config.issuer, &config.audience)
-        .expect("signing keys")
+    latchkey::crypto::keys::SigningKeys::load_or_create_file(
+        &dir.path().join("key.json"),
+        &config.issuer,
+        &config.audience,
+    )
+    .expect("signing keys")
 }
 
 /// Every route served over real HTTP on a loopback port.
@@ -215,8 +219,14 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn of(reply: &Reply) -> Self {
-        let text = |field: &str| reply.body[field].as_str().unwrap_or_else(|| panic!("no {field} in {}", reply.body)).to_owned();
-        Self { access: text("access_token"), refresh: text("refresh_token"), user_id: reply.body["user"]["id"].as_str().unwrap().to_owned() }
+        let text = |field: &str| {
+            reply.body[field].as_str().unwrap_or_else(|| panic!("no {field} in {}", reply.body)).to_owned()
+        };
+        Self {
+            access: text("access_token"),
+            refresh: text("refresh_token"),
+            user_id: reply.body["user"]["id"].as_str().unwrap().to_owned(),
+        }
     }
 }
 

@@ -10,13 +10,13 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use aws_lc_rs::digest::{digest, SHA256};
+use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::domain::Role;
 
@@ -148,7 +148,9 @@ impl SigningKeys {
         let keys: Vec<Value> = self
             .verifying
             .iter()
-            .map(|key| json!({"kty": "OKP", "crv": "Ed25519", "x": key.x, "kid": key.kid, "use": "sig", "alg": "EdDSA"}))
+            .map(
+                |key| json!({"kty": "OKP", "crv": "Ed25519", "x": key.x, "kid": key.kid, "use": "sig", "alg": "EdDSA"}),
+            )
             .collect();
         json!({ "keys": keys })
     }
@@ -163,4 +165,149 @@ fn derive(kid: &str, seed: &str) -> Result<(Vec<u8>, String), KeyError> {
     let pair = Ed25519KeyPair::from_seed_unchecked(private.as_ref()).map_err(|_| KeyError::Unusable(kid.into()))?;
     let pkcs8 = pair.to_pkcs8v1().map_err(|_| KeyError::Unusable(kid.into()))?;
     Ok((pkcs8.as_ref().to_vec(), URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    const SEED: &str = "a-test-seed-that-is-long-enough-0123456789";
+
+    fn keys() -> SigningKeys {
+        SigningKeys::from_material(&KeyMaterial { kid: "k1".into(), seed: SEED.into(), retired: vec![] }, "iss", "aud")
+            .unwrap()
+    }
+
+    fn claims() -> AccessClaims {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        AccessClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: "user".into(),
+            sid: "session".into(),
+            role: Role::User,
+            iat: now,
+            exp: now + 600,
+            jti: "jti".into(),
+        }
+    }
+
+    fn b64(json: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_carries_its_claims() {
+        let token = keys().sign(&claims());
+        assert_eq!(keys().verify(&token), Some(claims()));
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!((header.typ.as_deref(), header.kid.as_deref()), (Some("at+jwt"), Some("k1")));
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let header = json!({"alg": "none", "typ": "at+jwt", "kid": "k1"});
+        let token = format!("{}.{}.", b64(&header), b64(&serde_json::to_value(claims()).unwrap()));
+        assert_eq!(keys().verify(&token), None);
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_rejected() {
+        let public_x = keys().jwks()["keys"][0]["x"].as_str().unwrap().to_owned();
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = Some("k1".into());
+        for secret in [public_x.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(&public_x).unwrap()] {
+            let forged = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&secret)).unwrap();
+            assert_eq!(keys().verify(&forged), None);
+        }
+    }
+
+    #[test]
+    fn a_tampered_payload_or_signature_is_rejected() {
+        let token = keys().sign(&claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut admin = serde_json::to_value(claims()).unwrap();
+        admin["role"] = json!("ADMIN");
+        assert_eq!(keys().verify(&format!("{}.{}.{}", parts[0], b64(&admin), parts[2])), None);
+        let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        signature[0] ^= 1;
+        let flipped = URL_SAFE_NO_PAD.encode(signature);
+        assert_eq!(keys().verify(&format!("{}.{}.{flipped}", parts[0], parts[1])), None);
+    }
+
+    #[test]
+    fn wrong_issuer_audience_type_or_expiry_is_rejected() {
+        let other_issuer = SigningKeys::from_material(
+            &KeyMaterial { kid: "k1".into(), seed: SEED.into(), retired: vec![] },
+            "elsewhere",
+            "aud",
+        )
+        .unwrap();
+        assert_eq!(other_issuer.verify(&keys().sign(&claims())), None, "issuer");
+        let mut wrong_audience = claims();
+        wrong_audience.aud = "another-app".into();
+        assert_eq!(keys().verify(&keys().sign(&wrong_audience)), None, "audience");
+        let mut expired = claims();
+        expired.exp = expired.iat - 1;
+        assert_eq!(keys().verify(&keys().sign(&expired)), None, "expiry");
+
+        let (pkcs8, _) = derive("k1", SEED).unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        header.typ = Some("JWT".into());
+        let id_token_like = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ed_der(&pkcs8)).unwrap();
+        assert_eq!(keys().verify(&id_token_like), None, "typ must be at+jwt");
+    }
+
+    #[test]
+    fn a_retired_key_still_verifies_and_is_published_while_the_new_one_signs() {
+        let old = keys();
+        let old_token = old.sign(&claims());
+        let rotated = SigningKeys::from_material(
+            &KeyMaterial {
+                kid: "k2".into(),
+                seed: "another-long-seed-for-the-new-key-9876543210".into(),
+                retired: vec![RetiredKey { kid: "k1".into(), seed: SEED.into() }],
+            },
+            "iss",
+            "aud",
+        )
+        .unwrap();
+        assert_eq!(rotated.verify(&old_token), Some(claims()));
+        let jwks = rotated.jwks();
+        let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(kids, ["k2", "k1"]);
+        let new_token = rotated.sign(&claims());
+        assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some("k2"));
+        assert_eq!(old.verify(&new_token), None, "an unknown kid is rejected");
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_private_and_reused() {
+        let dir = tempfile_dir();
+        let path = dir.join("signing-key.json");
+        let first = SigningKeys::load_or_create_file(&path, "iss", "aud").unwrap();
+        let second = SigningKeys::load_or_create_file(&path, "iss", "aud").unwrap();
+        assert_eq!(first.jwks(), second.jwks());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("latchkey-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn short_seeds_are_refused() {
+        let short = KeyMaterial { kid: "k".into(), seed: "too-short".into(), retired: vec![] };
+        assert!(matches!(SigningKeys::from_material(&short, "iss", "aud"), Err(KeyError::Unusable(_))));
+    }
 }

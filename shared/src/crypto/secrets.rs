@@ -1,8 +1,8 @@
 //! Opaque single-use secrets (refresh tokens): random, shown once, stored only as a hash.
 
-use aws_lc_rs::digest::{digest, SHA256};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// 32 bytes (256 bits) from the OS CSPRNG, base64url without padding (43 characters).
 pub fn generate() -> String {
@@ -14,11 +14,7 @@ pub fn generate() -> String {
 /// SHA-256 in hex. A fast hash is right here: the input already has 256 bits of entropy,
 /// so there is nothing to stretch, and lookups by hash need a deterministic value.
 pub fn hash(secret: &str) -> String {
-    digest(&SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest(&SHA256, secret.as_bytes()).as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

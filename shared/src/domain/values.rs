@@ -86,8 +86,7 @@ static E164: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\+[1-9][0-9]{7,14}
 
 impl Phone {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let compact: String =
-            raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let compact: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
         if !E164.is_match(&compact) {
             return Err(invalid("must be an E.164 phone number such as +14155550123"));
         }

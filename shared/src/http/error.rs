@@ -3,9 +3,9 @@
 //! Every error body is `{"code", "status", "message", "details"}` with a gRPC code and name
 //! (google.rpc.Status) and the matching HTTP status. Internal detail is logged, never sent.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::service::AuthError;
 
@@ -46,11 +46,13 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Vec<Value>,
+    /// Whether the 401 answers a bearer-protected route (RFC 6750 section 3 challenge).
+    bearer_challenge: bool,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new() }
+        Self { code, message: message.into(), details: Vec::new(), bearer_challenge: false }
     }
 
     /// A bad value in the request, naming the field (as google.rpc.BadRequest does).
@@ -60,11 +62,18 @@ impl ApiError {
             code: ErrorCode::InvalidArgument,
             message: format!("{field}: {description}"),
             details: vec![json!({ "field": field, "description": description })],
+            bearer_challenge: false,
         }
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, message)
+    }
+
+    /// A 401 from a route that takes `Authorization: Bearer`: says so in `WWW-Authenticate`.
+    pub fn with_bearer_challenge(mut self) -> Self {
+        self.bearer_challenge = true;
+        self
     }
 }
 
@@ -79,6 +88,7 @@ impl From<AuthError> for ApiError {
                 code: ErrorCode::AlreadyExists,
                 message,
                 details: vec![json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })],
+                bearer_challenge: false,
             },
             AuthError::Unavailable(detail) => {
                 tracing::error!(%detail, "storage unavailable");
@@ -97,9 +107,9 @@ impl IntoResponse for ApiError {
         let (code, name, status) = self.code.parts();
         let body = json!({ "code": code, "status": name, "message": self.message, "details": self.details });
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            // RFC 6750 section 3: tell clients which scheme to use.
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        if self.bearer_challenge && status == StatusCode::UNAUTHORIZED {
+            let challenge = if self.message.contains("missing") { "Bearer" } else { "Bearer error=\"invalid_token\"" };
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

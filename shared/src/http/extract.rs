@@ -7,8 +7,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ErrorCode};
 use super::AppState;
+use super::error::{ApiError, ErrorCode};
 use crate::service::Principal;
 
 /// The largest request body accepted, in bytes.
@@ -40,6 +40,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             let message = message.split(" at line ").next().unwrap_or_default().to_owned();
             if inner.is_syntax() || inner.is_eof() {
                 ApiError::new(ErrorCode::InvalidArgument, format!("the request body is not valid JSON: {message}"))
+            } else if let Some(field) = missing_field(&message) {
+                ApiError::invalid_field(&path_join(&path, field), "is required")
             } else if path == "." {
                 ApiError::new(ErrorCode::InvalidArgument, message)
             } else {
@@ -47,6 +49,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             }
         })
     }
+}
+
+/// The field serde reports in "missing field `name`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.strip_suffix('`')
+}
+
+fn path_join(parent: &str, field: &str) -> String {
+    if parent == "." { field.to_owned() } else { format!("{parent}.{field}") }
 }
 
 /// The bearer token of the `Authorization` header, not yet checked.
@@ -78,7 +89,11 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
-        Ok(Self(state.auth.authenticate(&token).await?))
+        let BearerToken(token) =
+            BearerToken::from_request_parts(parts, state).await.map_err(ApiError::with_bearer_challenge)?;
+        match state.auth.authenticate(&token).await {
+            Ok(principal) => Ok(Self(principal)),
+            Err(error) => Err(ApiError::from(error).with_bearer_challenge()),
+        }
     }
 }

@@ -1,14 +1,15 @@
 //! Handlers: parse the request, call one service method, shape the response.
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::error::ApiError;
-use super::extract::{Authenticated, JsonBody};
 use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::extract::{Authenticated, JsonBody};
 use crate::domain::{Email, LoginIdentifier, Password, PasswordPolicy, Phone, User, Username};
 use crate::service::{Credentials, Registration, TokenPair};
 
@@ -69,7 +70,9 @@ pub async fn login(
         (Some(email), None, None) => LoginIdentifier::Email(email),
         (None, Some(username), None) => LoginIdentifier::Username(username),
         (None, None, Some(phone)) => LoginIdentifier::Phone(phone),
-        _ => return Err(ApiError::invalid_field("email", "give exactly one of email, username or phone")),
+        _ => {
+            return Err(ApiError::new(ErrorCode::InvalidArgument, "give exactly one of email, username or phone"));
+        }
     };
     if request.password.is_empty() {
         return Err(ApiError::invalid_field("password", "must not be empty"));
@@ -121,7 +124,10 @@ pub async fn logout_all(
     Ok(Json(json!({ "success": true, "sessions_ended": ended })))
 }
 
-pub async fn me(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Result<Json<User>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<User>, ApiError> {
     Ok(Json(state.auth.current_user(&principal).await?))
 }
 
@@ -161,6 +167,7 @@ pub async fn introspect(
     Ok(Json(body))
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(state.auth.jwks())
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    // Verifiers may cache the keys briefly; rotation keeps retired keys published for longer.
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(state.auth.jwks()))
 }

@@ -41,13 +41,12 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only for a person at a terminal: escape codes garble files and log services.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let result = if json {
-        builder.json().with_current_span(false).without_time().try_init()
-    } else {
-        builder.try_init()
-    };
+    let result =
+        if json { builder.json().with_current_span(false).without_time().try_init() } else { builder.try_init() };
     // A second init (tests) keeps the first subscriber.
     drop(result);
 }

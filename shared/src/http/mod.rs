@@ -10,11 +10,11 @@ pub mod logging;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};
-use axum::Router;
 
 use crate::domain::PasswordPolicy;
 use crate::service::AuthService;
@@ -80,10 +80,9 @@ impl Function {
                 Route::post("/v1/auth/logout", handlers::logout),
                 Route::post("/v1/auth/logout-all", handlers::logout_all),
             ],
-            Self::Users => vec![
-                Route::get("/v1/users/me", handlers::me),
-                Route::get("/v1/auth/status", handlers::status),
-            ],
+            Self::Users => {
+                vec![Route::get("/v1/users/me", handlers::me), Route::get("/v1/auth/status", handlers::status)]
+            }
             Self::Tokens => vec![
                 Route::get("/.well-known/jwks.json", handlers::jwks),
                 Route::post("/v1/auth/introspect", handlers::introspect),

@@ -17,8 +17,8 @@ mod users;
 pub use sessions::{RefreshRecord, Session, SessionRepo};
 pub use users::{StoredUser, UniqueField, UserRepo};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::store::{Item, Key, StoreError};

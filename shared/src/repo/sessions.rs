@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{from_item, to_item, RepoError};
+use super::{RepoError, from_item, to_item};
 use crate::domain::UserId;
 use crate::store::{Condition, ItemStore, Key, StoreError, Write};
 
@@ -100,8 +100,7 @@ impl SessionRepo {
         let sessions = self.store.query(&format!("USER#{user_id}"), "SESSION#").await?;
         let count = sessions.len();
         // One transaction holds at most 100 writes.
-        let writes: Vec<Write> =
-            sessions.into_iter().map(|item| Write::delete(item.key, Condition::Always)).collect();
+        let writes: Vec<Write> = sessions.into_iter().map(|item| Write::delete(item.key, Condition::Always)).collect();
         for chunk in writes.chunks(100) {
             self.store.write(chunk.to_vec()).await?;
         }

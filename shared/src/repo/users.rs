@@ -3,7 +3,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{from_item, to_item, RepoError};
+use super::{RepoError, from_item, to_item};
 use crate::domain::{LoginIdentifier, User, UserId};
 use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 

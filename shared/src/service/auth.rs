@@ -194,11 +194,7 @@ impl AuthService {
         if record.expires_at <= now().unix_timestamp() {
             return Err(AuthError::InvalidRefreshToken);
         }
-        let session = self
-            .sessions
-            .get(record.user_id, record.sid)
-            .await?
-            .ok_or(AuthError::InvalidRefreshToken)?;
+        let session = self.sessions.get(record.user_id, record.sid).await?.ok_or(AuthError::InvalidRefreshToken)?;
         let is_current: bool = session.refresh_hash.as_bytes().ct_eq(presented_hash.as_bytes()).into();
         if !is_current {
             tracing::warn!(user_id = %session.user_id, sid = %session.sid, "a rotated refresh token was reused; revoking its family");

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
-use aws_sdk_dynamodb::Client;
 use serde_json::{Map, Value};
 
 use super::{Condition, Item, ItemStore, Key, StoreError, Write};
@@ -48,8 +48,7 @@ impl DynamoStore {
         let mut attributes = item.attributes;
         attributes.insert("pk".into(), Value::String(item.key.pk));
         attributes.insert("sk".into(), Value::String(item.key.sk));
-        let converted: serde_dynamo::Item =
-            serde_dynamo::to_item(Value::Object(attributes)).map_err(malformed)?;
+        let converted: serde_dynamo::Item = serde_dynamo::to_item(Value::Object(attributes)).map_err(malformed)?;
         Ok(converted.into())
     }
 
@@ -153,18 +152,10 @@ impl DynamoStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let items = writes
-            .into_iter()
-            .map(|write| self.transact_item(write))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = writes.into_iter().map(|write| self.transact_item(write)).collect::<Result<Vec<_>, _>>()?;
         let mut attempt = 0;
         loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let Err(error) = result else { return Ok(()) };
             let reasons: Vec<String> = error
                 .as_service_error()
@@ -178,8 +169,8 @@ impl DynamoStore {
             if let Some(write) = reasons.iter().position(|code| code == "ConditionalCheckFailed") {
                 return Err(StoreError::ConditionFailed { write });
             }
-            let conflict_only = !reasons.is_empty()
-                && reasons.iter().all(|code| code == "TransactionConflict" || code == "None");
+            let conflict_only =
+                !reasons.is_empty() && reasons.iter().all(|code| code == "TransactionConflict" || code == "None");
             if conflict_only && attempt < CONFLICT_RETRIES {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
@@ -189,7 +180,6 @@ impl DynamoStore {
         }
     }
 }
-
 
 fn malformed(error: impl std::fmt::Display) -> StoreError {
     StoreError::Malformed(error.to_string())
@@ -250,9 +240,6 @@ impl ItemStore for DynamoStore {
             .send()
             .collect::<Vec<_>>()
             .await;
-        pages
-            .into_iter()
-            .map(|item| Self::from_dynamo(item.map_err(unavailable)?))
-            .collect()
+        pages.into_iter().map(|item| Self::from_dynamo(item.map_err(unavailable)?)).collect()
     }
 }

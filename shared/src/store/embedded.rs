@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
-use super::{condition_holds, Item, ItemStore, Key, StoreError, Write};
+use super::{Item, ItemStore, Key, StoreError, Write, condition_holds};
 
 /// (pk, sk) -> the attributes as JSON.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -78,9 +78,7 @@ impl ItemStore for EmbeddedStore {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
             let found = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
-            found
-                .map(|bytes| Ok(Item { attributes: decode(bytes.value())?, key }))
-                .transpose()
+            found.map(|bytes| Ok(Item { attributes: decode(bytes.value())?, key })).transpose()
         })
         .await
     }

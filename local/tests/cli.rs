@@ -1,0 +1,118 @@
+//! The `latchkey-local` binary as a developer runs it.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct LocalServer {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl LocalServer {
+    fn start(data_dir: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+            .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("latchkey-local starts");
+        let server = Self { child, base: format!("http://127.0.0.1:{port}"), log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "latchkey-local did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn accounts_and_signing_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = LocalServer::start(&data);
+    let (status, _) = first.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    assert_eq!(status, 201);
+    let jwks: Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", first.base)).await.unwrap().json().await.unwrap();
+    drop(first);
+
+    let second = LocalServer::start(&data);
+    let (status, body) = second.post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    assert_eq!(status, 200, "{body}");
+    let again: Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", second.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks, again);
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_says_it_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _running = LocalServer::start(&data);
+    let second = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+}
+
+#[tokio::test]
+async fn logs_show_each_request_but_never_a_password_or_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalServer::start(&dir.path().join("data"));
+    let (_, registered) =
+        server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    let (_, refreshed) = server.post("/v1/auth/refresh", json!({"refresh_token": registered["refresh_token"]})).await;
+    server.post("/v1/auth/refresh", json!({"refresh_token": registered["refresh_token"]})).await; // reuse: logged as a warning
+    server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": "a wrong password"})).await;
+    std::thread::sleep(Duration::from_millis(100));
+
+    let output = server.output();
+    assert_eq!(output.matches("route=\"/v1/auth/refresh\"").count(), 2, "one line per request:\n{output}");
+    assert!(output.contains("status=401"), "{output}");
+    assert!(output.contains("reused"), "the reuse is logged:\n{output}");
+    let secrets = [
+        PASSWORD,
+        "a wrong password",
+        registered["access_token"].as_str().unwrap(),
+        registered["refresh_token"].as_str().unwrap(),
+        refreshed["access_token"].as_str().unwrap(),
+        refreshed["refresh_token"].as_str().unwrap(),
+    ];
+    for secret in secrets {
+        assert!(!output.contains(secret), "a secret reached the log:\n{output}");
+    }
+}
