@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use latchkey::config::Config;
 use latchkey::crypto::passwords::PasswordHasher;
 use latchkey::domain::Password;
-use latchkey::http::{router, Function};
-use serde_json::{json, Value};
+use latchkey::http::{Function, router};
+use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 16;
 const PASSWORD: &str = "correct horse battery staple";
@@ -45,7 +45,9 @@ async fn main() {
     let mut accounts = Vec::new();
     for n in 0..CONNECTIONS {
         let email = format!("bench{n}@example.com");
-        let body = post(&reqwest::Client::new(), &base, "/v1/auth/register", json!({"email": email, "password": PASSWORD})).await;
+        let body =
+            post(&reqwest::Client::new(), &base, "/v1/auth/register", json!({"email": email, "password": PASSWORD}))
+                .await;
         accounts.push(Account { email, access: text(&body, "access_token"), refresh: text(&body, "refresh_token") });
     }
 
@@ -78,6 +80,14 @@ async fn main() {
         account
     };
     run("POST /v1/auth/login unknown (1 conn)", &base, &accounts, 1, duration, unknown).await;
+    let wrong_password = |client: reqwest::Client, base: String, account: Account| async move {
+        let body = json!({"email": account.email, "password": "not the password"});
+        let response = client.post(format!("{base}/v1/auth/login")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        response.bytes().await.unwrap();
+        account
+    };
+    run("POST /v1/auth/login wrong pw (1 conn)", &base, &accounts, 1, duration, wrong_password).await;
 }
 
 async fn argon2_hash_ms(config: &Config) -> f64 {

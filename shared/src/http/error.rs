@@ -46,13 +46,13 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Vec<Value>,
-    /// Whether the 401 answers a bearer-protected route (RFC 6750 section 3 challenge).
-    bearer_challenge: bool,
+    /// The `WWW-Authenticate` challenge of a 401 from a bearer-protected route (RFC 6750 §3).
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new(), bearer_challenge: false }
+        Self { code, message: message.into(), details: Vec::new(), challenge: None }
     }
 
     /// A bad value in the request, naming the field (as google.rpc.BadRequest does).
@@ -62,7 +62,7 @@ impl ApiError {
             code: ErrorCode::InvalidArgument,
             message: format!("{field}: {description}"),
             details: vec![json!({ "field": field, "description": description })],
-            bearer_challenge: false,
+            challenge: None,
         }
     }
 
@@ -70,9 +70,14 @@ impl ApiError {
         Self::new(ErrorCode::Unauthenticated, message)
     }
 
-    /// A 401 from a route that takes `Authorization: Bearer`: says so in `WWW-Authenticate`.
-    pub fn with_bearer_challenge(mut self) -> Self {
-        self.bearer_challenge = true;
+    /// A 401 from a route that takes `Authorization: Bearer` when no token was given.
+    pub fn bearer_required(message: impl Into<String>) -> Self {
+        Self { challenge: Some("Bearer"), ..Self::unauthenticated(message) }
+    }
+
+    /// A 401 (or other error) from a bearer-protected route whose token was refused.
+    pub fn with_invalid_token_challenge(mut self) -> Self {
+        self.challenge = Some("Bearer error=\"invalid_token\"");
         self
     }
 }
@@ -88,7 +93,7 @@ impl From<AuthError> for ApiError {
                 code: ErrorCode::AlreadyExists,
                 message,
                 details: vec![json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })],
-                bearer_challenge: false,
+                challenge: None,
             },
             AuthError::Unavailable(detail) => {
                 tracing::error!(%detail, "storage unavailable");
@@ -107,8 +112,7 @@ impl IntoResponse for ApiError {
         let (code, name, status) = self.code.parts();
         let body = json!({ "code": code, "status": name, "message": self.message, "details": self.details });
         let mut response = (status, axum::Json(body)).into_response();
-        if self.bearer_challenge && status == StatusCode::UNAUTHORIZED {
-            let challenge = if self.message.contains("missing") { "Bearer" } else { "Bearer error=\"invalid_token\"" };
+        if let Some(challenge) = self.challenge.filter(|_| status == StatusCode::UNAUTHORIZED) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response

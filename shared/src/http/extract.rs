@@ -70,8 +70,11 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("the Authorization header is missing"))?;
-        let malformed = || ApiError::unauthenticated("the Authorization header must be 'Bearer <access token>'");
+            .ok_or_else(|| ApiError::bearer_required("the Authorization header is missing"))?;
+        let malformed = || {
+            ApiError::unauthenticated("the Authorization header must be 'Bearer <access token>'")
+                .with_invalid_token_challenge()
+        };
         let value = header.to_str().map_err(|_| malformed())?;
         let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
         let token = token.trim();
@@ -89,11 +92,10 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let BearerToken(token) =
-            BearerToken::from_request_parts(parts, state).await.map_err(ApiError::with_bearer_challenge)?;
+        let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
         match state.auth.authenticate(&token).await {
             Ok(principal) => Ok(Self(principal)),
-            Err(error) => Err(ApiError::from(error).with_bearer_challenge()),
+            Err(error) => Err(ApiError::from(error).with_invalid_token_challenge()),
         }
     }
 }

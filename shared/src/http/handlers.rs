@@ -124,20 +124,13 @@ pub async fn logout_all(
     Ok(Json(json!({ "success": true, "sessions_ended": ended })))
 }
 
-pub async fn me(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.auth.current_user(&principal).await?))
+pub async fn me(Authenticated(principal): Authenticated) -> Json<User> {
+    Json(principal.user)
 }
 
-pub async fn status(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-) -> Result<Json<Value>, ApiError> {
-    let user = state.auth.current_user(&principal).await?;
+pub async fn status(Authenticated(principal): Authenticated) -> Json<Value> {
     // Second factors arrive with the MFA work; until then no account can have TOTP on.
-    Ok(Json(json!({ "user": user, "totp_enabled": false })))
+    Json(json!({ "user": principal.user, "totp_enabled": false }))
 }
 
 #[derive(Deserialize)]

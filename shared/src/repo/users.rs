@@ -100,6 +100,9 @@ impl UserRepo {
             user_id: UserId,
         }
         let Some(guard) = self.store.get(&identifier_key(identifier)).await? else {
+            // Read a user item anyway, so that an unknown login costs the same two round trips
+            // as a known one: the difference would tell an attacker which accounts exist.
+            self.store.get(&user_key(UserId(uuid::Uuid::nil()))).await?;
             return Ok(None);
         };
         let guard: Guard = from_item(guard)?;

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::crypto::keys::{AccessClaims, SigningKeys};
 use crate::crypto::passwords::{HashError, PasswordHasher};
 use crate::crypto::secrets;
-use crate::domain::{Email, LoginIdentifier, Password, Phone, Role, User, UserId, Username};
+use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Username};
 use crate::repo::{RepoError, Session, SessionRepo, StoredUser, UniqueField, UserRepo};
 use crate::store::{ItemStore, StoreError};
 
@@ -69,12 +69,12 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
-/// The caller of a protected route: a valid access token whose session is still live.
+/// The caller of a protected route: a valid access token whose session is still live, and
+/// the caller's active account as stored now (so a role or status change counts at once).
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: UserId,
+    pub user: User,
     pub session_id: Uuid,
-    pub role: Role,
 }
 
 /// RFC 7662: the claims of an active access token, or nothing.
@@ -149,7 +149,7 @@ impl AuthService {
 
     /// Ends every login of the caller, on every device.
     pub async fn logout_all(&self, principal: &Principal) -> Result<usize, AuthError> {
-        Ok(self.sessions.delete_all(principal.user_id).await?)
+        Ok(self.sessions.delete_all(principal.user.id).await?)
     }
 
     /// Checks an access token: signature, claims, and that its session has not ended.
@@ -163,14 +163,6 @@ impl AuthService {
         Ok(self.principal_of(&claims).await?.map(|_| claims))
     }
 
-    /// The caller's own user record.
-    pub async fn current_user(&self, principal: &Principal) -> Result<User, AuthError> {
-        match self.users.find_by_id(principal.user_id).await? {
-            Some(stored) if stored.user.is_active() => Ok(stored.user),
-            _ => Err(AuthError::InvalidAccessToken),
-        }
-    }
-
     pub fn jwks(&self) -> serde_json::Value {
         self.keys.jwks()
     }
@@ -179,12 +171,13 @@ impl AuthService {
         let (Some(user_id), Ok(session_id)) = (UserId::parse(&claims.sub), Uuid::parse_str(&claims.sid)) else {
             return Ok(None);
         };
-        let live = self
-            .sessions
-            .get(user_id, session_id)
-            .await?
-            .is_some_and(|session| session.expires_at > now().unix_timestamp());
-        Ok(live.then_some(Principal { user_id, session_id, role: claims.role }))
+        // Two independent reads; in flight together they cost one round trip.
+        let (session, stored) = tokio::join!(self.sessions.get(user_id, session_id), self.users.find_by_id(user_id));
+        let live = session?.is_some_and(|session| session.expires_at > now().unix_timestamp());
+        Ok(match stored? {
+            Some(StoredUser { user, .. }) if live && user.is_active() => Some(Principal { user, session_id }),
+            _ => None,
+        })
     }
 
     /// The session a refresh token may still be used on. Presenting a token that was already

@@ -24,6 +24,17 @@ pub struct DynamoStore {
 
 type DynamoItem = HashMap<String, AttributeValue>;
 
+/// Every DynamoDB write builder has the same three condition setters.
+macro_rules! with_condition {
+    ($builder:expr, $expression:expr) => {{
+        let expression: Expression = $expression;
+        $builder
+            .set_condition_expression(expression.text)
+            .set_expression_attribute_names(expression.names)
+            .set_expression_attribute_values(expression.values)
+    }};
+}
+
 /// A condition rendered as a DynamoDB condition expression with its placeholders.
 #[derive(Default)]
 struct Expression {
@@ -80,71 +91,43 @@ impl DynamoStore {
     }
 
     async fn put(&self, item: Item, condition: &Condition) -> Result<(), StoreError> {
-        let expression = Self::expression(condition)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::to_dynamo(item)?))
-            .set_condition_expression(expression.text)
-            .set_expression_attribute_names(expression.names)
-            .set_expression_attribute_values(expression.values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed { write: 0 })
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        let result = with_condition!(
+            self.client.put_item().table_name(&self.table).set_item(Some(Self::to_dynamo(item)?)),
+            Self::expression(condition)?
+        )
+        .send()
+        .await;
+        single_write_outcome(result, |e| e.is_conditional_check_failed_exception())
     }
 
     async fn delete(&self, key: &Key, condition: &Condition) -> Result<(), StoreError> {
-        let expression = Self::expression(condition)?;
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .set_condition_expression(expression.text)
-            .set_expression_attribute_names(expression.names)
-            .set_expression_attribute_values(expression.values)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed { write: 0 })
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        let result = with_condition!(
+            self.client.delete_item().table_name(&self.table).set_key(Some(Self::key(key))),
+            Self::expression(condition)?
+        )
+        .send()
+        .await;
+        single_write_outcome(result, |e| e.is_conditional_check_failed_exception())
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
         let built = match write {
             Write::Put { item, condition } => {
-                let expression = Self::expression(&condition)?;
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(Self::to_dynamo(item)?))
-                    .set_condition_expression(expression.text)
-                    .set_expression_attribute_names(expression.names)
-                    .set_expression_attribute_values(expression.values)
-                    .build()
-                    .map_err(malformed)?;
+                let put = with_condition!(
+                    Put::builder().table_name(&self.table).set_item(Some(Self::to_dynamo(item)?)),
+                    Self::expression(&condition)?
+                )
+                .build()
+                .map_err(malformed)?;
                 TransactWriteItem::builder().put(put).build()
             }
             Write::Delete { key, condition } => {
-                let expression = Self::expression(&condition)?;
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key(&key)))
-                    .set_condition_expression(expression.text)
-                    .set_expression_attribute_names(expression.names)
-                    .set_expression_attribute_values(expression.values)
-                    .build()
-                    .map_err(malformed)?;
+                let delete = with_condition!(
+                    Delete::builder().table_name(&self.table).set_key(Some(Self::key(&key))),
+                    Self::expression(&condition)?
+                )
+                .build()
+                .map_err(malformed)?;
                 TransactWriteItem::builder().delete(delete).build()
             }
         };
@@ -178,6 +161,25 @@ impl DynamoStore {
             }
             return Err(unavailable(error));
         }
+    }
+}
+
+/// Maps the result of a lone PutItem/DeleteItem: a failed condition is the caller's business,
+/// anything else means the store is unavailable.
+fn single_write_outcome<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    is_condition_failure: impl Fn(&E) -> bool,
+) -> Result<(), StoreError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.as_service_error().is_some_and(&is_condition_failure) => {
+            Err(StoreError::ConditionFailed { write: 0 })
+        }
+        Err(error) => Err(unavailable(error)),
     }
 }
 

@@ -73,14 +73,12 @@ fn encode(attributes: &Map<String, Value>) -> Result<Vec<u8>, StoreError> {
 #[async_trait]
 impl ItemStore for EmbeddedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let key = key.clone();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(ITEMS).map_err(unavailable)?;
-            let found = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
-            found.map(|bytes| Ok(Item { attributes: decode(bytes.value())?, key })).transpose()
-        })
-        .await
+        // Reads run inline: a redb read transaction takes microseconds and never waits for
+        // a writer or an fsync, so a thread hand-off would cost more than it protects.
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(ITEMS).map_err(unavailable)?;
+        let found = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
+        found.map(|bytes| Ok(Item { attributes: decode(bytes.value())?, key: key.clone() })).transpose()
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
