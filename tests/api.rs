@@ -17,6 +17,7 @@ on_both_backends!(
     logout_all_ends_every_session_of_the_caller_only,
     me_and_status_describe_the_caller,
     introspection_is_active_only_for_live_access_tokens,
+    introspection_and_protected_routes_see_the_account_as_stored_now,
     jwks_publishes_the_key_that_verifies_access_tokens,
 );
 
@@ -226,4 +227,31 @@ async fn jwks_publishes_the_key_that_verifies_access_tokens(backend: Backend) {
     for claim in ["sid", "jti", "iat", "exp", "role"] {
         assert!(claims.get(claim).is_some(), "claim {claim} missing");
     }
+}
+
+async fn introspection_and_protected_routes_see_the_account_as_stored_now(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let tokens = server.register("ada@example.com", None).await;
+    let key = latchkey::store::Key::new(format!("USER#{}", tokens.user_id), "PROFILE");
+    let mut user = server.store.get(&key).await.unwrap().expect("the user item");
+    user.attributes.insert("role".into(), json!("ADMIN"));
+    server
+        .store
+        .write(vec![latchkey::store::Write::put(user.clone(), latchkey::store::Condition::Always)])
+        .await
+        .unwrap();
+
+    // The token still says USER; introspection reports the role that counts now.
+    let reply = server.post("/v1/auth/introspect", json!({"token": tokens.access})).await;
+    assert_eq!((reply.body["active"].clone(), reply.body["role"].clone()), (json!(true), json!("ADMIN")));
+
+    user.attributes.insert("status".into(), json!("DELETED"));
+    server.store.write(vec![latchkey::store::Write::put(user, latchkey::store::Condition::Always)]).await.unwrap();
+    server.get("/v1/users/me", Some(&tokens.access)).await.error(401, "UNAUTHENTICATED");
+    let reply = server.post("/v1/auth/introspect", json!({"token": tokens.access})).await;
+    assert_eq!(reply.body, json!({"active": false}));
+    server
+        .post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD}))
+        .await
+        .error(401, "UNAUTHENTICATED");
 }

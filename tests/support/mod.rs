@@ -136,6 +136,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The server's store, for tests that change records the API cannot change yet.
+    pub store: Arc<dyn ItemStore>,
     _store: StoreGuard,
     server: tokio::task::JoinHandle<()>,
 }
@@ -148,14 +150,14 @@ impl TestServer {
 
     pub async fn with_store(store: Arc<dyn ItemStore>, guard: StoreGuard, config: Config) -> Self {
         let keys = fresh_keys(&config);
-        let state = latchkey::app::state(config, store, keys).expect("state");
+        let state = latchkey::app::state(config, Arc::clone(&store), keys).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = router(&Function::ALL, state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Self { base, client: reqwest::Client::new(), state, _store: guard, server }
+        Self { base, client: reqwest::Client::new(), state, store, _store: guard, server }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -100,29 +100,35 @@ impl SigningKeys {
         Self::from_material(&material, issuer, audience)
     }
 
-    /// Reads the key file, creating it (mode 0600) with a fresh key on first start.
+    /// Reads the key file, creating it (mode 0600) with a fresh key on first start. The new
+    /// file is written and synced under a temporary name, then linked into place, so a crash
+    /// never leaves a half-written key and two racing first starts agree on one key.
     pub fn load_or_create_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io { path: path.display().to_string(), source };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                let material = KeyMaterial {
-                    kid: format!("local-{}", &crate::crypto::secrets::hash(&crate::crypto::secrets::generate())[..12]),
-                    seed: crate::crypto::secrets::generate(),
-                    retired: Vec::new(),
-                };
-                let json = serde_json::to_string_pretty(&material).expect("key material serialises");
-                file.write_all(json.as_bytes()).map_err(io)?;
-                Self::from_material(&material, issuer, audience)
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                Self::from_json(&std::fs::read_to_string(path).map_err(io)?, issuer, audience)
-            }
-            Err(error) => Err(io(error)),
+        if !path.exists() {
+            let material = KeyMaterial {
+                kid: format!("local-{}", &crate::crypto::secrets::hash(&crate::crypto::secrets::generate())[..12]),
+                seed: crate::crypto::secrets::generate(),
+                retired: Vec::new(),
+            };
+            let json = serde_json::to_string_pretty(&material).expect("key material serialises");
+            let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let written = options.open(&temporary).and_then(|mut file| {
+                file.write_all(json.as_bytes())?;
+                file.sync_all()
+            });
+            let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            });
+            let _ = std::fs::remove_file(&temporary);
+            linked.map_err(io)?;
         }
+        Self::from_json(&std::fs::read_to_string(path).map_err(io)?, issuer, audience)
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> String {

@@ -38,6 +38,9 @@ pub struct PasswordHasher {
 
 struct Inner {
     argon2: Argon2<'static>,
+    /// One hash per core at a time: more would only queue inside the blocking pool while
+    /// holding ~19 MiB each, so a burst of logins could exhaust memory.
+    permits: tokio::sync::Semaphore,
     /// A PHC string with the configured cost that no password matches. Verifying against it
     /// when the user does not exist makes an unknown user cost the same time as a wrong password.
     dummy_hash: String,
@@ -56,11 +59,13 @@ impl PasswordHasher {
             STANDARD_NO_PAD.encode([0u8; 32]),
         );
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        Ok(Self { inner: Arc::new(Inner { argon2, dummy_hash }) })
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self { inner: Arc::new(Inner { argon2, dummy_hash, permits: tokio::sync::Semaphore::new(cores) }) })
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let _permit = self.inner.permits.acquire().await.map_err(|e| HashError::Failed(e.to_string()))?;
         let inner = Arc::clone(&self.inner);
         let password = password.clone();
         tokio::task::spawn_blocking(move || {
@@ -80,6 +85,7 @@ impl PasswordHasher {
     /// Whether `candidate` matches `stored`. With no stored hash (unknown user, or an account
     /// without a password) it still does the full work and answers false.
     pub async fn verify(&self, candidate: String, stored: Option<String>) -> bool {
+        let Ok(_permit) = self.inner.permits.acquire().await else { return false };
         let inner = Arc::clone(&self.inner);
         let result = tokio::task::spawn_blocking(move || {
             let (phc, known) = match stored {

@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{Authenticated, JsonBody};
 use crate::domain::{Email, LoginIdentifier, Password, PasswordPolicy, Phone, User, Username};
-use crate::service::{Credentials, Registration, TokenPair};
+use crate::service::{Credentials, Introspection, Registration, TokenPair};
 
 #[derive(Serialize)]
 pub struct TokenResponse {
@@ -143,14 +143,14 @@ pub async fn introspect(
     JsonBody(request): JsonBody<IntrospectRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let body = match state.auth.introspect(request.token.trim()).await? {
-        Some(claims) => json!({
+        Some(Introspection { claims, holder }) => json!({
             "active": true,
             "token_type": "Bearer",
             "iss": claims.iss,
             "aud": claims.aud,
             "sub": claims.sub,
             "sid": claims.sid,
-            "role": claims.role,
+            "role": holder.user.role,
             "iat": claims.iat,
             "exp": claims.exp,
             "jti": claims.jti,

@@ -77,8 +77,12 @@ pub struct Principal {
     pub session_id: Uuid,
 }
 
-/// RFC 7662: the claims of an active access token, or nothing.
-pub type Introspection = Option<AccessClaims>;
+/// RFC 7662: an active access token's claims, with its holder as stored now (the role in
+/// the token may be stale; the stored one is what counts).
+pub struct Introspection {
+    pub claims: AccessClaims,
+    pub holder: Principal,
+}
 
 pub struct AuthService {
     users: UserRepo,
@@ -158,9 +162,10 @@ impl AuthService {
         self.principal_of(&claims).await?.ok_or(AuthError::InvalidAccessToken)
     }
 
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, AuthError> {
+    /// `None` for anything that is not a live access token of ours.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AuthError> {
         let Some(claims) = self.keys.verify(token) else { return Ok(None) };
-        Ok(self.principal_of(&claims).await?.map(|_| claims))
+        Ok(self.principal_of(&claims).await?.map(|holder| Introspection { claims, holder }))
     }
 
     pub fn jwks(&self) -> serde_json::Value {

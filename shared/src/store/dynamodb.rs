@@ -90,24 +90,32 @@ impl DynamoStore {
         })
     }
 
-    async fn put(&self, item: Item, condition: &Condition) -> Result<(), StoreError> {
+    async fn put(&self, item: Item, condition: &Condition) -> Result<(), SingleWriteError> {
         let result = with_condition!(
             self.client.put_item().table_name(&self.table).set_item(Some(Self::to_dynamo(item)?)),
             Self::expression(condition)?
         )
         .send()
         .await;
-        single_write_outcome(result, |e| e.is_conditional_check_failed_exception())
+        single_write_outcome(
+            result,
+            |e| e.is_conditional_check_failed_exception(),
+            |e| e.is_transaction_conflict_exception(),
+        )
     }
 
-    async fn delete(&self, key: &Key, condition: &Condition) -> Result<(), StoreError> {
+    async fn delete(&self, key: &Key, condition: &Condition) -> Result<(), SingleWriteError> {
         let result = with_condition!(
             self.client.delete_item().table_name(&self.table).set_key(Some(Self::key(key))),
             Self::expression(condition)?
         )
         .send()
         .await;
-        single_write_outcome(result, |e| e.is_conditional_check_failed_exception())
+        single_write_outcome(
+            result,
+            |e| e.is_conditional_check_failed_exception(),
+            |e| e.is_transaction_conflict_exception(),
+        )
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
@@ -144,7 +152,7 @@ impl DynamoStore {
                 .as_service_error()
                 .and_then(|e| match e {
                     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        Some(c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect())
+                        Some(c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
                     }
                     _ => None,
                 })
@@ -164,12 +172,25 @@ impl DynamoStore {
     }
 }
 
+enum SingleWriteError {
+    /// The item is part of a transaction in progress; the write may be retried.
+    TransactionConflict,
+    Store(StoreError),
+}
+
+impl From<StoreError> for SingleWriteError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
 /// Maps the result of a lone PutItem/DeleteItem: a failed condition is the caller's business,
-/// anything else means the store is unavailable.
+/// a transaction conflict is worth a retry, anything else means the store is unavailable.
 fn single_write_outcome<T, E, R>(
     result: Result<T, SdkError<E, R>>,
     is_condition_failure: impl Fn(&E) -> bool,
-) -> Result<(), StoreError>
+    is_transaction_conflict: impl Fn(&E) -> bool,
+) -> Result<(), SingleWriteError>
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -177,9 +198,12 @@ where
     match result {
         Ok(_) => Ok(()),
         Err(error) if error.as_service_error().is_some_and(&is_condition_failure) => {
-            Err(StoreError::ConditionFailed { write: 0 })
+            Err(SingleWriteError::Store(StoreError::ConditionFailed { write: 0 }))
         }
-        Err(error) => Err(unavailable(error)),
+        Err(error) if error.as_service_error().is_some_and(&is_transaction_conflict) => {
+            Err(SingleWriteError::TransactionConflict)
+        }
+        Err(error) => Err(SingleWriteError::Store(unavailable(error))),
     }
 }
 
@@ -212,13 +236,29 @@ impl ItemStore for DynamoStore {
 
     async fn write(&self, mut writes: Vec<Write>) -> Result<(), StoreError> {
         // A single write is a plain conditional Put/Delete: half the cost of a transaction.
-        match writes.len() {
-            0 => Ok(()),
-            1 => match writes.pop().expect("one write") {
-                Write::Put { item, condition } => self.put(item, &condition).await,
-                Write::Delete { key, condition } => self.delete(&key, &condition).await,
-            },
-            _ => self.transact(writes).await,
+        let single = match writes.len() {
+            0 => return Ok(()),
+            1 => writes.pop().expect("one write"),
+            _ => return self.transact(writes).await,
+        };
+        let mut attempt = 0;
+        loop {
+            let outcome = match &single {
+                Write::Put { item, condition } => self.put(item.clone(), condition).await,
+                Write::Delete { key, condition } => self.delete(key, condition).await,
+            };
+            match outcome {
+                // The item is in a running transaction: wait for it like `transact` does.
+                Err(SingleWriteError::TransactionConflict) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                }
+                Err(SingleWriteError::TransactionConflict) => {
+                    return Err(StoreError::Unavailable("transaction conflicts persisted".into()));
+                }
+                Err(SingleWriteError::Store(error)) => return Err(error),
+                Ok(()) => return Ok(()),
+            }
         }
     }
 
