@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use latchkey::config::Config;
 use latchkey::crypto::passwords::Argon2Settings;
-use latchkey::http::{AppState, Function, router};
+use latchkey::http::{Function, router};
 use latchkey::store::ItemStore;
 use latchkey::store::dynamodb::DynamoStore;
 use latchkey::store::embedded::EmbeddedStore;
@@ -135,7 +135,6 @@ pub fn fresh_keys(config: &Config) -> latchkey::crypto::keys::SigningKeys {
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
-    pub state: AppState,
     /// The server's store, for tests that change records the API cannot change yet.
     pub store: Arc<dyn ItemStore>,
     _store: StoreGuard,
@@ -157,7 +156,7 @@ impl TestServer {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Self { base, client: reqwest::Client::new(), state, store, _store: guard, server }
+        Self { base, client: reqwest::Client::new(), store, _store: guard, server }
     }
 
     pub fn url(&self, path: &str) -> String {

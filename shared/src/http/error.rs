@@ -13,12 +13,10 @@ use crate::service::AuthError;
 pub enum ErrorCode {
     InvalidArgument,
     Unauthenticated,
-    PermissionDenied,
     NotFound,
     MethodNotAllowed,
     AlreadyExists,
     PayloadTooLarge,
-    ResourceExhausted,
     Internal,
     Unavailable,
 }
@@ -29,12 +27,10 @@ impl ErrorCode {
         match self {
             Self::InvalidArgument => (3, "INVALID_ARGUMENT", StatusCode::BAD_REQUEST),
             Self::Unauthenticated => (16, "UNAUTHENTICATED", StatusCode::UNAUTHORIZED),
-            Self::PermissionDenied => (7, "PERMISSION_DENIED", StatusCode::FORBIDDEN),
             Self::NotFound => (5, "NOT_FOUND", StatusCode::NOT_FOUND),
             Self::MethodNotAllowed => (12, "UNIMPLEMENTED", StatusCode::METHOD_NOT_ALLOWED),
             Self::AlreadyExists => (6, "ALREADY_EXISTS", StatusCode::CONFLICT),
             Self::PayloadTooLarge => (3, "INVALID_ARGUMENT", StatusCode::PAYLOAD_TOO_LARGE),
-            Self::ResourceExhausted => (8, "RESOURCE_EXHAUSTED", StatusCode::TOO_MANY_REQUESTS),
             Self::Internal => (13, "INTERNAL", StatusCode::INTERNAL_SERVER_ERROR),
             Self::Unavailable => (14, "UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
         }

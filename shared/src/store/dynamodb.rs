@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde_json::{Map, Value};
 
@@ -78,7 +78,6 @@ impl DynamoStore {
         Ok(match condition {
             Condition::Always => Expression::default(),
             Condition::NotExists => text("attribute_not_exists(pk)"),
-            Condition::Exists => text("attribute_exists(pk)"),
             Condition::AttributeEquals(attribute, value) => Expression {
                 text: Some("#attribute = :expected".to_owned()),
                 names: Some(HashMap::from([("#attribute".to_owned(), (*attribute).to_owned())])),
@@ -97,11 +96,7 @@ impl DynamoStore {
         )
         .send()
         .await;
-        single_write_outcome(
-            result,
-            |e| e.is_conditional_check_failed_exception(),
-            |e| e.is_transaction_conflict_exception(),
-        )
+        single_write_outcome(result)
     }
 
     async fn delete(&self, key: &Key, condition: &Condition) -> Result<(), SingleWriteError> {
@@ -111,11 +106,7 @@ impl DynamoStore {
         )
         .send()
         .await;
-        single_write_outcome(
-            result,
-            |e| e.is_conditional_check_failed_exception(),
-            |e| e.is_transaction_conflict_exception(),
-        )
+        single_write_outcome(result)
     }
 
     fn transact_item(&self, write: Write) -> Result<TransactWriteItem, StoreError> {
@@ -184,26 +175,21 @@ impl From<StoreError> for SingleWriteError {
     }
 }
 
-/// Maps the result of a lone PutItem/DeleteItem: a failed condition is the caller's business,
-/// a transaction conflict is worth a retry, anything else means the store is unavailable.
-fn single_write_outcome<T, E, R>(
-    result: Result<T, SdkError<E, R>>,
-    is_condition_failure: impl Fn(&E) -> bool,
-    is_transaction_conflict: impl Fn(&E) -> bool,
-) -> Result<(), SingleWriteError>
+/// Maps the result of a lone PutItem/DeleteItem by its service error code: a failed condition
+/// is the caller's business, a transaction conflict is worth a retry, anything else means
+/// the store is unavailable.
+fn single_write_outcome<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), SingleWriteError>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(error) if error.as_service_error().is_some_and(&is_condition_failure) => {
+    let Err(error) = result else { return Ok(()) };
+    match error.as_service_error().and_then(ProvideErrorMetadata::code) {
+        Some("ConditionalCheckFailedException") => {
             Err(SingleWriteError::Store(StoreError::ConditionFailed { write: 0 }))
         }
-        Err(error) if error.as_service_error().is_some_and(&is_transaction_conflict) => {
-            Err(SingleWriteError::TransactionConflict)
-        }
-        Err(error) => Err(SingleWriteError::Store(unavailable(error))),
+        Some("TransactionConflictException") => Err(SingleWriteError::TransactionConflict),
+        _ => Err(SingleWriteError::Store(unavailable(error))),
     }
 }
 

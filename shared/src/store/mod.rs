@@ -41,7 +41,6 @@ pub enum Condition {
     Always,
     /// No item with this key exists: how uniqueness is enforced.
     NotExists,
-    Exists,
     /// The item exists and `attribute` holds exactly `value`: compare-and-swap.
     AttributeEquals(&'static str, Value),
 }
@@ -97,7 +96,6 @@ pub fn condition_holds(condition: &Condition, current: Option<&Map<String, Value
     match condition {
         Condition::Always => true,
         Condition::NotExists => current.is_none(),
-        Condition::Exists => current.is_some(),
         Condition::AttributeEquals(attribute, value) => {
             current.and_then(|attributes| attributes.get(*attribute)) == Some(value)
         }
