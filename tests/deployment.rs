@@ -3,8 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use latchkey::crypto::keys::{KeyMaterial, SigningKeys};
 use latchkey::http::{Function, router};
+use latchkey::service::AuthService;
 use latchkey_tests::{Backend, fresh_store, test_config};
 use serde_norway::Value as Yaml;
 use tower::ServiceExt;
@@ -86,8 +89,10 @@ const EVENT_SCRIPT: [(&str, &str, u16); 9] = [
 #[tokio::test]
 async fn every_sample_event_replays_through_its_lambda_handler() {
     let (store, _guard) = fresh_store(Backend::Embedded).await;
+    let outbox = tempfile::tempdir().unwrap();
     let config = test_config();
-    let state = latchkey::app::state(config.clone(), store, latchkey_tests::fresh_keys(&config)).unwrap();
+    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
+    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer)).unwrap();
 
     let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/")
@@ -142,13 +147,13 @@ async fn signing_keys_load_from_the_secret_the_template_generates() {
     client.create_secret().name(&name).secret_string(secret).send().await.expect("create secret in moto");
 
     let config = test_config();
-    let keys = latchkey::lambda::signing_keys_from_secret(&client, &name, &config).await.expect("keys load");
+    let material = latchkey::lambda::key_material_from_secret(&client, &name).await.expect("keys load");
+    let keys = SigningKeys::from_material(&material, &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks()["keys"][0]["kid"], "k1");
-    let from_same_secret =
-        latchkey::crypto::keys::SigningKeys::from_json(secret, &config.issuer, &config.audience).unwrap();
+    let from_same_secret = SigningKeys::from_material(&KeyMaterial::from_json(secret).unwrap(), &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks(), from_same_secret.jwks(), "the key is a function of the secret alone");
 
-    let missing = latchkey::lambda::signing_keys_from_secret(&client, "no-such-secret", &config).await;
+    let missing = latchkey::lambda::key_material_from_secret(&client, "no-such-secret").await;
     let message = missing.err().expect("a missing secret fails").to_string();
     assert!(message.contains("no-such-secret"), "names the secret: {message}");
     client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();

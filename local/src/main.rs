@@ -14,7 +14,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
-    /// Directory for the database and the signing key (created if missing).
+    /// Directory for the database, the signing key and the mail outbox (created if missing).
     #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./.latchkey")]
     data_dir: PathBuf,
 }
@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "latchkey-local is serving");
-    axum::serve(listener, router(&Function::ALL, state))
+    // The peer address is what per-address throttling counts.
+    let app = router(&Function::ALL, state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

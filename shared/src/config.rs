@@ -2,7 +2,7 @@
 //! README's configuration table.
 
 use crate::crypto::passwords::Argon2Settings;
-use crate::domain::PasswordPolicy;
+use crate::domain::{Email, PasswordPolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -15,6 +15,42 @@ pub struct Config {
     pub refresh_token_ttl_seconds: i64,
     pub argon2: Argon2Settings,
     pub password_policy: PasswordPolicy,
+    /// The name in email subjects, bodies and the TOTP issuer.
+    pub product_name: String,
+    /// The address mail comes from (on AWS, an identity verified in SES).
+    pub mail_from: String,
+    /// The base URL of the app that opens reset and verification links.
+    pub app_url: String,
+    /// Refuse sign-in until the email address is verified.
+    pub require_verified_email: bool,
+    /// Ask every account for an email code at sign-in (unless it uses TOTP).
+    pub require_email_codes: bool,
+    pub lockout: LockoutPolicy,
+    /// The least time, in milliseconds, that email-code and forgot-password requests take,
+    /// so that sending mail to a real account does not answer slower than an unknown one.
+    pub uniform_response_ms: u64,
+}
+
+/// Brute-force limits: failures beyond `free_failures` within an hour lock the subject for a
+/// delay that doubles with each further failure (1 s, 2 s, 4 s, ... at most 15 minutes), and
+/// no subject gets more than `max_failures_per_hour`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub account_free_failures: u32,
+    pub account_max_failures_per_hour: u32,
+    pub ip_free_failures: u32,
+    pub ip_max_failures_per_hour: u32,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            account_free_failures: 5,
+            account_max_failures_per_hour: 100,
+            ip_free_failures: 20,
+            ip_max_failures_per_hour: 1000,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +69,13 @@ impl Default for Config {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             argon2: Argon2Settings::default(),
             password_policy: PasswordPolicy::default(),
+            product_name: "Latchkey".into(),
+            mail_from: "no-reply@latchkey.localhost".into(),
+            app_url: "http://localhost:3000".into(),
+            require_verified_email: false,
+            require_email_codes: false,
+            lockout: LockoutPolicy::default(),
+            uniform_response_ms: 400,
         }
     }
 }
@@ -58,6 +101,18 @@ impl Config {
             }
         };
         let small = |name, default: u32, min| number(name, i64::from(default), min).map(|v| v as u32);
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match lookup(name).as_deref().map(str::trim) {
+                None => Ok(default),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some("false" | "0" | "no") => Ok(false),
+                Some(raw) => Err(ConfigError { name, problem: format!("must be true or false, not {raw:?}") }),
+            }
+        };
+        let mail_from = lookup("LATCHKEY_MAIL_FROM").unwrap_or(defaults.mail_from);
+        if Email::parse(&mail_from).is_err() {
+            return Err(ConfigError { name: "LATCHKEY_MAIL_FROM", problem: format!("must be an email address, not {mail_from:?}") });
+        }
         Ok(Self {
             issuer: lookup("LATCHKEY_ISSUER").unwrap_or(defaults.issuer),
             audience: lookup("LATCHKEY_AUDIENCE").unwrap_or(defaults.audience),
@@ -80,6 +135,26 @@ impl Config {
                 min_chars: number("LATCHKEY_PASSWORD_MIN_LENGTH", defaults.password_policy.min_chars as i64, 1)?
                     as usize,
             },
+            product_name: lookup("LATCHKEY_PRODUCT_NAME").unwrap_or(defaults.product_name),
+            mail_from,
+            app_url: lookup("LATCHKEY_APP_URL").unwrap_or(defaults.app_url),
+            require_verified_email: flag("LATCHKEY_REQUIRE_VERIFIED_EMAIL", defaults.require_verified_email)?,
+            require_email_codes: flag("LATCHKEY_REQUIRE_EMAIL_CODES", defaults.require_email_codes)?,
+            lockout: LockoutPolicy {
+                account_free_failures: small("LATCHKEY_LOCKOUT_FREE_FAILURES", defaults.lockout.account_free_failures, 1)?,
+                account_max_failures_per_hour: small(
+                    "LATCHKEY_LOCKOUT_MAX_FAILURES_PER_HOUR",
+                    defaults.lockout.account_max_failures_per_hour,
+                    1,
+                )?,
+                ip_free_failures: small("LATCHKEY_LOCKOUT_IP_FREE_FAILURES", defaults.lockout.ip_free_failures, 1)?,
+                ip_max_failures_per_hour: small(
+                    "LATCHKEY_LOCKOUT_IP_MAX_FAILURES_PER_HOUR",
+                    defaults.lockout.ip_max_failures_per_hour,
+                    1,
+                )?,
+            },
+            uniform_response_ms: number("LATCHKEY_UNIFORM_RESPONSE_MS", defaults.uniform_response_ms as i64, 0)? as u64,
         })
     }
 }
@@ -98,6 +173,18 @@ mod tests {
     fn unset_variables_keep_the_documented_defaults() {
         assert_eq!(Config::from_lookup(|_| None).unwrap(), Config::default());
         assert_eq!(Config::default().argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
+    }
+
+    #[test]
+    fn flags_and_the_sender_address_are_checked() {
+        let env = HashMap::from([("LATCHKEY_REQUIRE_EMAIL_CODES", "yes"), ("LATCHKEY_MAIL_FROM", "auth@acme.test")]);
+        let config = Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
+        assert!(config.require_email_codes && !config.require_verified_email);
+        assert_eq!(config.mail_from, "auth@acme.test");
+        for (name, bad) in [("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "sometimes"), ("LATCHKEY_MAIL_FROM", "not an address")] {
+            let error = Config::from_lookup(|asked| (asked == name).then(|| bad.to_string())).unwrap_err();
+            assert_eq!(error.name, name);
+        }
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! The Lambda entry point shared by every function binary.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use axum::extract::ConnectInfo;
+use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt};
 
 use crate::app::SetupError;
 use crate::config::{Config, required};
-use crate::crypto::keys::SigningKeys;
+use crate::crypto::keys::KeyMaterial;
+use crate::mail::ses::SesMailer;
+use crate::service::AuthService;
 use crate::http::logging::{RequestId, init_tracing};
 use crate::http::{Function, router};
 use crate::store::dynamodb::DynamoStore;
@@ -26,17 +31,18 @@ async fn init() -> Result<crate::http::AppState, SetupError> {
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
     let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let keys = signing_keys_from_secret(&aws_sdk_secretsmanager::Client::new(&aws), &secret_id, &config).await?;
+    let keys = key_material_from_secret(&aws_sdk_secretsmanager::Client::new(&aws), &secret_id).await?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    crate::app::state(config, Arc::new(store), keys).map_err(|e| setup(&e))
+    // Building a client makes no network call; functions that never send mail pay nothing.
+    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), &AuthService::sender(&config));
+    crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer)).map_err(|e| setup(&e))
 }
 
-/// Reads the signing keys from a Secrets Manager secret (the JSON of `crypto::keys`).
-pub async fn signing_keys_from_secret(
+/// Reads the key material from a Secrets Manager secret (the JSON of `crypto::keys`).
+pub async fn key_material_from_secret(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
-    config: &Config,
-) -> Result<SigningKeys, SetupError> {
+) -> Result<KeyMaterial, SetupError> {
     let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
         SetupError(format!(
             "cannot read the signing key secret {secret_id}: {}",
@@ -46,13 +52,22 @@ pub async fn signing_keys_from_secret(
     let json = output
         .secret_string()
         .ok_or_else(|| SetupError(format!("the signing key secret {secret_id} has no string value")))?;
-    SigningKeys::from_json(json, &config.issuer, &config.audience).map_err(|error| SetupError(error.to_string()))
+    KeyMaterial::from_json(json).map_err(|error| SetupError(error.to_string()))
 }
 
+/// Puts what API Gateway tells about a request where the handlers look for it: the request id
+/// for the log line, and the client's address as the connection's peer (as the local server has it).
 async fn tag_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
     if let Some(context) = request.lambda_context_ref() {
         let id = RequestId(context.request_id.clone());
         request.extensions_mut().insert(id);
+    }
+    let source_ip = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        _ => None,
+    };
+    if let Some(ip) = source_ip {
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip, 0)));
     }
     request
 }

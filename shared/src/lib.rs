@@ -6,7 +6,8 @@
 //! - [`domain`]: values valid by construction (`Email`, `Password`, ...) and the user model;
 //! - [`repo`]: typed records over [`store`], the item-store contract with a DynamoDB and an
 //!   embedded (redb) implementation;
-//! - [`crypto`]: argon2id, opaque secrets, Ed25519 token keys.
+//! - [`crypto`]: argon2id, opaque secrets, TOTP, sealing of secrets at rest, Ed25519 token keys;
+//! - [`mail`]: the mail port with its SES and outbox adapters, and the message templates.
 //!
 //! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
 
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod mail;
 pub mod repo;
 pub mod service;
 pub mod store;

@@ -6,6 +6,11 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use latchkey::config::Config;
+use latchkey::crypto::keys::KeyMaterial;
+use latchkey::mail::Mailer;
+use latchkey::mail::outbox::Outbox;
+use latchkey::mail::ses::SesMailer;
+use latchkey::service::AuthService;
 use latchkey::crypto::passwords::Argon2Settings;
 use latchkey::http::{Function, router};
 use latchkey::store::ItemStore;
@@ -22,9 +27,19 @@ pub enum Backend {
     DynamoDb,
 }
 
-/// Settings for tests: cheap argon2 so hundreds of registrations stay fast.
+/// Settings for tests: cheap argon2 so hundreds of registrations stay fast, and a short
+/// uniform response time for the mail-sending routes.
 pub fn test_config() -> Config {
-    Config { argon2: Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 }, ..Config::default() }
+    Config {
+        argon2: Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 },
+        uniform_response_ms: 100,
+        ..Config::default()
+    }
+}
+
+/// An address no other test uses: SES mail in moto is shared by every test.
+pub fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 pub fn aws_endpoint() -> String {
@@ -120,15 +135,117 @@ pub enum StoreGuard {
     Table(TestTable),
 }
 
-/// Fresh signing keys (as the local server makes them on first start).
-pub fn fresh_keys(config: &Config) -> latchkey::crypto::keys::SigningKeys {
+/// Fresh key material (as the local server makes it on first start).
+pub fn fresh_keys() -> KeyMaterial {
     let dir = tempfile::tempdir().expect("temp dir");
-    latchkey::crypto::keys::SigningKeys::load_or_create_file(
-        &dir.path().join("key.json"),
-        &config.issuer,
-        &config.audience,
-    )
-    .expect("signing keys")
+    KeyMaterial::load_or_create_file(&dir.path().join("key.json")).expect("key material")
+}
+
+/// Where a test server's mail goes, and how a test reads it back.
+pub enum Mailbox {
+    /// The local adapter: `.eml` files in a temporary directory.
+    Outbox(tempfile::TempDir),
+    /// The SES adapter against moto, which records what it was asked to send.
+    Ses,
+}
+
+/// One message as a test reads it: for the outbox the text part, for SES the HTML part
+/// (the part moto records).
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub subject: String,
+    pub body: String,
+}
+
+impl ReceivedMail {
+    /// The six-digit code in the message.
+    pub fn code(&self) -> String {
+        let pattern = regex::Regex::new(r"\b(\d{6})\b").unwrap();
+        pattern.captures(&self.body).unwrap_or_else(|| panic!("no code in {:?}", self.body))[1].to_owned()
+    }
+
+    /// The token of the link in the message.
+    pub fn link_token(&self) -> String {
+        let pattern = regex::Regex::new(r"#token=([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})").unwrap();
+        pattern.captures(&self.body).unwrap_or_else(|| panic!("no link token in {:?}", self.body))[1].to_owned()
+    }
+}
+
+impl Mailbox {
+    pub async fn for_backend(backend: Backend, config: &Config) -> Self {
+        match backend {
+            Backend::Embedded => Self::Outbox(tempfile::tempdir().expect("temp dir")),
+            Backend::DynamoDb => {
+                // moto refuses mail from an address that is not a verified identity, as SES does.
+                let client = aws_sdk_sesv2::Client::new(&aws_sdk_config());
+                let _ = client.create_email_identity().email_identity(&config.mail_from).send().await;
+                Self::Ses
+            }
+        }
+    }
+
+    fn mailer(&self, config: &Config) -> Arc<dyn Mailer> {
+        let sender = AuthService::sender(config);
+        match self {
+            Self::Outbox(dir) => Arc::new(Outbox::new(dir.path(), sender).expect("outbox")),
+            Self::Ses => Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws_sdk_config()), &sender)),
+        }
+    }
+
+    /// Every message sent to `to`, oldest first.
+    pub async fn messages_to(&self, to: &str) -> Vec<ReceivedMail> {
+        match self {
+            Self::Outbox(dir) => {
+                let mut files: Vec<_> = std::fs::read_dir(dir.path())
+                    .expect("outbox")
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                    .collect();
+                files.sort();
+                files
+                    .into_iter()
+                    .filter_map(|path| {
+                        let bytes = std::fs::read(&path).unwrap();
+                        let message = mail_parser::MessageParser::default().parse(&bytes).expect("an RFC 5322 message");
+                        let addressed = message.to()?.first()?.address()? == to;
+                        addressed.then(|| ReceivedMail {
+                            subject: message.subject().unwrap_or_default().to_owned(),
+                            body: message.body_text(0).expect("a text part").into_owned(),
+                        })
+                    })
+                    .collect()
+            }
+            Self::Ses => {
+                let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+                    .await
+                    .expect("moto's data")
+                    .json()
+                    .await
+                    .expect("moto's data is JSON");
+                let mut found = Vec::new();
+                collect_ses_messages(&data["ses"], to, &mut found);
+                found
+            }
+        }
+    }
+}
+
+/// moto's `data.json` nests SES messages under account and region; every object with a
+/// subject, a body and destinations is one.
+fn collect_ses_messages(value: &Value, to: &str, found: &mut Vec<ReceivedMail>) {
+    match value {
+        Value::Object(object) if object.contains_key("subject") && object.contains_key("body") => {
+            if object.get("destinations").is_some_and(|d| d.to_string().contains(&format!("\"{to}\""))) {
+                found.push(ReceivedMail {
+                    subject: object["subject"].as_str().unwrap_or_default().to_owned(),
+                    body: object["body"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        Value::Object(object) => object.values().for_each(|v| collect_ses_messages(v, to, found)),
+        Value::Array(items) => items.iter().for_each(|v| collect_ses_messages(v, to, found)),
+        _ => {}
+    }
 }
 
 /// Every route served over real HTTP on a loopback port.
@@ -137,26 +254,44 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// The server's store, for tests that change records the API cannot change yet.
     pub store: Arc<dyn ItemStore>,
+    pub mailbox: Mailbox,
     _store: StoreGuard,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
-        let (store, guard) = fresh_store(backend).await;
-        Self::with_store(store, guard, test_config()).await
+        Self::start_with(backend, test_config()).await
     }
 
+    /// A server on a fresh store of `backend`, mailing through that backend's adapter.
+    pub async fn start_with(backend: Backend, config: Config) -> Self {
+        let (store, guard) = fresh_store(backend).await;
+        let mailbox = Mailbox::for_backend(backend, &config).await;
+        Self::with_parts(store, guard, mailbox, config).await
+    }
+
+    /// A server on a given store, mailing to an outbox.
     pub async fn with_store(store: Arc<dyn ItemStore>, guard: StoreGuard, config: Config) -> Self {
-        let keys = fresh_keys(&config);
-        let state = latchkey::app::state(config, Arc::clone(&store), keys).expect("state");
+        Self::with_parts(store, guard, Mailbox::for_backend(Backend::Embedded, &config).await, config).await
+    }
+
+    async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, config: Config) -> Self {
+        let mailer = mailbox.mailer(&config);
+        let state = latchkey::app::state(config, Arc::clone(&store), &fresh_keys(), mailer).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(&Function::ALL, state.clone());
+        let app = router(&Function::ALL, state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Self { base, client: reqwest::Client::new(), store, _store: guard, server }
+        Self { base, client: reqwest::Client::new(), store, mailbox, _store: guard, server }
+    }
+
+    /// The latest message sent to `to`; panics when there is none.
+    pub async fn last_mail_to(&self, to: &str) -> ReceivedMail {
+        let messages = self.mailbox.messages_to(to).await;
+        messages.last().cloned().unwrap_or_else(|| panic!("no mail was sent to {to}"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -182,6 +317,11 @@ impl TestServer {
 
     pub async fn post_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
         let request = self.client.post(self.url(path)).bearer_auth(access_token).json(&body);
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn put_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
+        let request = self.client.put(self.url(path)).bearer_auth(access_token).json(&body);
         Reply::from(request.send().await.expect("request")).await
     }
 

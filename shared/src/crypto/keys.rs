@@ -47,6 +47,49 @@ pub enum KeyError {
     Io { path: String, source: std::io::Error },
 }
 
+impl KeyMaterial {
+    pub fn from_json(json: &str) -> Result<Self, KeyError> {
+        serde_json::from_str(json).map_err(|e| KeyError::Format(e.to_string()))
+    }
+
+    /// Every (kid, seed) pair, the active one first.
+    pub fn seeds(&self) -> impl Iterator<Item = (&str, &str)> {
+        std::iter::once((self.kid.as_str(), self.seed.as_str()))
+            .chain(self.retired.iter().map(|retired| (retired.kid.as_str(), retired.seed.as_str())))
+    }
+
+    /// Reads the key file, creating it (mode 0600) with a fresh key on first start. The new
+    /// file is written and synced under a temporary name, then linked into place, so a crash
+    /// never leaves a half-written key and two racing first starts agree on one key.
+    pub fn load_or_create_file(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        if !path.exists() {
+            let material = KeyMaterial {
+                kid: format!("local-{}", &crate::crypto::secrets::hash(&crate::crypto::secrets::generate())[..12]),
+                seed: crate::crypto::secrets::generate(),
+                retired: Vec::new(),
+            };
+            let json = serde_json::to_string_pretty(&material).expect("key material serialises");
+            let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let written = options.open(&temporary).and_then(|mut file| {
+                file.write_all(json.as_bytes())?;
+                file.sync_all()
+            });
+            let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            });
+            let _ = std::fs::remove_file(&temporary);
+            linked.map_err(io)?;
+        }
+        Self::from_json(&std::fs::read_to_string(path).map_err(io)?)
+    }
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -93,42 +136,6 @@ impl SigningKeys {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 0;
         Ok(Self { kid: material.kid.clone(), signing: EncodingKey::from_ed_der(&pkcs8), verifying, validation })
-    }
-
-    pub fn from_json(json: &str, issuer: &str, audience: &str) -> Result<Self, KeyError> {
-        let material: KeyMaterial = serde_json::from_str(json).map_err(|e| KeyError::Format(e.to_string()))?;
-        Self::from_material(&material, issuer, audience)
-    }
-
-    /// Reads the key file, creating it (mode 0600) with a fresh key on first start. The new
-    /// file is written and synced under a temporary name, then linked into place, so a crash
-    /// never leaves a half-written key and two racing first starts agree on one key.
-    pub fn load_or_create_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
-        if !path.exists() {
-            let material = KeyMaterial {
-                kid: format!("local-{}", &crate::crypto::secrets::hash(&crate::crypto::secrets::generate())[..12]),
-                seed: crate::crypto::secrets::generate(),
-                retired: Vec::new(),
-            };
-            let json = serde_json::to_string_pretty(&material).expect("key material serialises");
-            let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let written = options.open(&temporary).and_then(|mut file| {
-                file.write_all(json.as_bytes())?;
-                file.sync_all()
-            });
-            let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                other => other,
-            });
-            let _ = std::fs::remove_file(&temporary);
-            linked.map_err(io)?;
-        }
-        Self::from_json(&std::fs::read_to_string(path).map_err(io)?, issuer, audience)
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> String {
@@ -294,8 +301,8 @@ mod tests {
     fn a_key_file_is_created_once_private_and_reused() {
         let dir = tempfile_dir();
         let path = dir.join("signing-key.json");
-        let first = SigningKeys::load_or_create_file(&path, "iss", "aud").unwrap();
-        let second = SigningKeys::load_or_create_file(&path, "iss", "aud").unwrap();
+        let first = SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
+        let second = SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
         assert_eq!(first.jwks(), second.jwks());
         #[cfg(unix)]
         {

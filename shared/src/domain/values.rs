@@ -171,6 +171,17 @@ pub enum LoginIdentifier {
     Phone(Phone),
 }
 
+impl LoginIdentifier {
+    /// One string per account name, whatever case it was typed in.
+    pub fn canonical(&self) -> String {
+        match self {
+            Self::Email(email) => format!("email:{}", email.as_str()),
+            Self::Username(username) => format!("username:{}", username.canonical()),
+            Self::Phone(phone) => format!("phone:{}", phone.as_str()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,14 @@ use crate::service::AuthError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidArgument,
+    FailedPrecondition,
     Unauthenticated,
+    PermissionDenied,
     NotFound,
     MethodNotAllowed,
     AlreadyExists,
+    Aborted,
+    ResourceExhausted,
     PayloadTooLarge,
     Internal,
     Unavailable,
@@ -26,10 +30,14 @@ impl ErrorCode {
     fn parts(self) -> (u16, &'static str, StatusCode) {
         match self {
             Self::InvalidArgument => (3, "INVALID_ARGUMENT", StatusCode::BAD_REQUEST),
+            Self::FailedPrecondition => (9, "FAILED_PRECONDITION", StatusCode::BAD_REQUEST),
             Self::Unauthenticated => (16, "UNAUTHENTICATED", StatusCode::UNAUTHORIZED),
+            Self::PermissionDenied => (7, "PERMISSION_DENIED", StatusCode::FORBIDDEN),
             Self::NotFound => (5, "NOT_FOUND", StatusCode::NOT_FOUND),
             Self::MethodNotAllowed => (12, "UNIMPLEMENTED", StatusCode::METHOD_NOT_ALLOWED),
             Self::AlreadyExists => (6, "ALREADY_EXISTS", StatusCode::CONFLICT),
+            Self::Aborted => (10, "ABORTED", StatusCode::CONFLICT),
+            Self::ResourceExhausted => (8, "RESOURCE_EXHAUSTED", StatusCode::TOO_MANY_REQUESTS),
             Self::PayloadTooLarge => (3, "INVALID_ARGUMENT", StatusCode::PAYLOAD_TOO_LARGE),
             Self::Internal => (13, "INTERNAL", StatusCode::INTERNAL_SERVER_ERROR),
             Self::Unavailable => (14, "UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
@@ -44,22 +52,25 @@ pub struct ApiError {
     details: Vec<Value>,
     /// The `WWW-Authenticate` challenge of a 401 from a bearer-protected route (RFC 6750 §3).
     challenge: Option<&'static str>,
+    /// Seconds for the `Retry-After` header of a 429.
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new(), challenge: None }
+        Self { code, message: message.into(), details: Vec::new(), challenge: None, retry_after: None }
+    }
+
+    fn with_detail(mut self, detail: Value) -> Self {
+        self.details.push(detail);
+        self
     }
 
     /// A bad value in the request, naming the field (as google.rpc.BadRequest does).
     pub fn invalid_field(field: &str, description: impl std::fmt::Display) -> Self {
         let description = description.to_string();
-        Self {
-            code: ErrorCode::InvalidArgument,
-            message: format!("{field}: {description}"),
-            details: vec![json!({ "field": field, "description": description })],
-            challenge: None,
-        }
+        Self::new(ErrorCode::InvalidArgument, format!("{field}: {description}"))
+            .with_detail(json!({ "field": field, "description": description }))
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
@@ -81,18 +92,29 @@ impl ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let message = error.to_string();
+        let reason = |code, reason: &str| Self::new(code, message.clone()).with_detail(json!({ "reason": reason }));
         match error {
             AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::InvalidAccessToken => {
                 Self::unauthenticated(message)
             }
-            AuthError::AlreadyExists(field) => Self {
-                code: ErrorCode::AlreadyExists,
-                message,
-                details: vec![json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })],
-                challenge: None,
+            AuthError::MfaRequired { methods } => Self::unauthenticated(message)
+                .with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods })),
+            AuthError::InvalidSecondFactor => reason(ErrorCode::Unauthenticated, "INVALID_SECOND_FACTOR"),
+            AuthError::Incorrect { field } => Self::new(ErrorCode::PermissionDenied, message)
+                .with_detail(json!({ "field": field, "reason": "INCORRECT" })),
+            AuthError::EmailNotVerified => reason(ErrorCode::PermissionDenied, "EMAIL_NOT_VERIFIED"),
+            AuthError::Throttled { retry_after_seconds } => Self {
+                retry_after: Some(retry_after_seconds),
+                ..Self::new(ErrorCode::ResourceExhausted, message)
+                    .with_detail(json!({ "reason": "TOO_MANY_ATTEMPTS", "retry_after_seconds": retry_after_seconds }))
             },
+            AuthError::LinkNotFound => Self::new(ErrorCode::NotFound, message),
+            AuthError::AlreadyExists(field) => Self::new(ErrorCode::AlreadyExists, message)
+                .with_detail(json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })),
+            AuthError::FailedPrecondition(_) => Self::new(ErrorCode::FailedPrecondition, message),
+            AuthError::Aborted => Self::new(ErrorCode::Aborted, message),
             AuthError::Unavailable(detail) => {
-                tracing::error!(%detail, "storage unavailable");
+                tracing::error!(%detail, "a backing service is unavailable");
                 Self::new(ErrorCode::Unavailable, "the service is temporarily unavailable; retry shortly")
             }
             AuthError::Internal(detail) => {
@@ -110,6 +132,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(challenge) = self.challenge.filter(|_| status == StatusCode::UNAUTHORIZED) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
     }

@@ -2,14 +2,17 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use crate::service::Principal;
+use crate::service::{Origin, Principal};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -97,5 +100,18 @@ impl FromRequestParts<AppState> for Authenticated {
             Ok(principal) => Ok(Self(principal)),
             Err(error) => Err(ApiError::from(error).with_invalid_token_challenge()),
         }
+    }
+}
+
+/// Where the request came from, for per-address throttling: the peer address locally, and on
+/// Lambda API Gateway's `requestContext.http.sourceIp` (which `lambda::run` puts in the same place).
+pub struct ClientOrigin(pub Origin);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+        Ok(Self(Origin { ip }))
     }
 }

@@ -36,6 +36,9 @@ pub enum Function {
     Logout,
     Users,
     Tokens,
+    Totp,
+    Password,
+    Email,
 }
 
 pub struct Route {
@@ -53,11 +56,24 @@ impl Route {
     fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
         Self { method: Method::POST, path, handler: routing::post(handler) }
     }
+
+    fn put<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self { method: Method::PUT, path, handler: routing::put(handler) }
+    }
 }
 
 impl Function {
-    pub const ALL: [Function; 6] =
-        [Self::Register, Self::Login, Self::Refresh, Self::Logout, Self::Users, Self::Tokens];
+    pub const ALL: [Function; 9] = [
+        Self::Register,
+        Self::Login,
+        Self::Refresh,
+        Self::Logout,
+        Self::Users,
+        Self::Tokens,
+        Self::Totp,
+        Self::Password,
+        Self::Email,
+    ];
 
     /// The crate under `functions/` and the function's name in `template.yaml`.
     pub fn name(self) -> &'static str {
@@ -68,6 +84,9 @@ impl Function {
             Self::Logout => "logout",
             Self::Users => "users",
             Self::Tokens => "tokens",
+            Self::Totp => "totp",
+            Self::Password => "password",
+            Self::Email => "email",
         }
     }
 
@@ -86,6 +105,22 @@ impl Function {
             Self::Tokens => vec![
                 Route::get("/.well-known/jwks.json", handlers::jwks),
                 Route::post("/v1/auth/introspect", handlers::introspect),
+            ],
+            Self::Totp => vec![
+                Route::post("/v1/auth/totp/enable", handlers::enable_totp),
+                Route::post("/v1/auth/totp/verify", handlers::verify_totp),
+                Route::post("/v1/auth/totp/disable", handlers::disable_totp),
+            ],
+            Self::Password => vec![
+                Route::post("/v1/auth/password/forgot", handlers::forgot_password),
+                Route::post("/v1/auth/password/reset", handlers::reset_password),
+                Route::post("/v1/auth/password/change", handlers::change_password),
+            ],
+            Self::Email => vec![
+                Route::post("/v1/auth/email-code", handlers::send_email_code),
+                Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
+                Route::post("/v1/auth/email/verify", handlers::verify_email),
+                Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),
             ],
         }
     }

@@ -10,12 +10,19 @@
 //! | unique email      | `EMAIL#<email>`      | `UNIQUE`           |
 //! | unique username   | `USERNAME#<lower>`   | `UNIQUE`           |
 //! | unique phone      | `PHONE#<e164>`       | `UNIQUE`           |
+//! | one-time secret   | `USER#<id>`          | `SECRET#<purpose>` |
+//! | recovery code     | `USER#<id>`          | `RECOVERY#<sha256>`|
+//! | failure counter   | `THROTTLE#<subject>` | `COUNTER`          |
 
+mod counters;
+mod secrets;
 mod sessions;
 mod users;
 
+pub use counters::{CounterRepo, FailureCounter};
+pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
-pub use users::{StoredUser, UniqueField, UserRepo};
+pub use users::{SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

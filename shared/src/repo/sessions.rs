@@ -95,12 +95,17 @@ impl SessionRepo {
         Ok(self.store.write(vec![Write::delete(session_key(user_id, sid), Condition::Always)]).await?)
     }
 
-    /// Ends every login of the user; answers how many there were.
-    pub async fn delete_all(&self, user_id: UserId) -> Result<usize, RepoError> {
+    /// Ends every login of the user but `keep`; answers how many were ended.
+    pub async fn delete_all(&self, user_id: UserId, keep: Option<Uuid>) -> Result<usize, RepoError> {
+        let kept = keep.map(|sid| session_key(user_id, sid));
         let sessions = self.store.query(&format!("USER#{user_id}"), "SESSION#").await?;
-        let count = sessions.len();
         // One transaction holds at most 100 writes.
-        let writes: Vec<Write> = sessions.into_iter().map(|item| Write::delete(item.key, Condition::Always)).collect();
+        let writes: Vec<Write> = sessions
+            .into_iter()
+            .filter(|item| Some(&item.key) != kept.as_ref())
+            .map(|item| Write::delete(item.key, Condition::Always))
+            .collect();
+        let count = writes.len();
         for chunk in writes.chunks(100) {
             self.store.write(chunk.to_vec()).await?;
         }

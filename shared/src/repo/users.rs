@@ -25,12 +25,34 @@ impl std::fmt::Display for UniqueField {
     }
 }
 
-/// A user with what the API never shows: the password hash.
+/// A user with what the API never shows: the password hash and second-factor secrets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredUser {
     #[serde(flatten)]
     pub user: User,
     pub password_hash: Option<String>,
+    #[serde(default)]
+    pub second_factors: SecondFactors,
+    /// Bumped by every update; updates are compare-and-swap on it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondFactors {
+    pub totp: Option<TotpFactor>,
+    /// A TOTP secret shown to the user (sealed) but not yet confirmed with a code.
+    pub totp_pending: Option<String>,
+    /// The user asked for a code by email at every sign-in.
+    pub email_codes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpFactor {
+    /// The shared secret, sealed with `crypto::sealing::SecretBox` for the user's id.
+    pub sealed_secret: String,
+    /// The last time step whose code was accepted: a code, or an older one, never works twice.
+    pub last_step: u64,
 }
 
 #[derive(Clone)]
@@ -74,7 +96,7 @@ impl UserRepo {
         if let Some(phone) = &user.phone {
             guards.push((UniqueField::Phone, phone.as_str().to_owned()));
         }
-        let record = StoredUser { user: user.clone(), password_hash };
+        let record = StoredUser { user: user.clone(), password_hash, second_factors: SecondFactors::default(), version: 0 };
         let mut writes = vec![Write::put(to_item(user_key(user.id), &record)?, Condition::NotExists)];
         for (field, canonical) in &guards {
             let guard = Item {
@@ -87,6 +109,23 @@ impl UserRepo {
             Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { write }) if write >= 1 => Err(RepoError::Taken(guards[write - 1].0)),
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Stores `stored` (as changed by the caller) if nobody updated it since it was read, together
+    /// with `also`: all or nothing. `RepoError::Conflict` when any condition fails.
+    pub async fn save(&self, stored: &StoredUser, also: Vec<Write>) -> Result<(), RepoError> {
+        let mut next = stored.clone();
+        next.version += 1;
+        next.user.updated_at = time::OffsetDateTime::now_utc();
+        let mut writes = vec![Write::put(
+            to_item(user_key(stored.user.id), &next)?,
+            Condition::AttributeEquals("version", stored.version.into()),
+        )];
+        writes.extend(also);
+        match self.store.write(writes).await {
+            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
+            other => Ok(other?),
         }
     }
 

@@ -1,17 +1,28 @@
-//! Registration, login, refresh-token rotation, logout and access-token checks.
+//! Registration, login (with second factors and lockout), refresh-token rotation, logout and
+//! access-token checks. The second-factor and password-lifecycle flows live in `mfa.rs` and
+//! `account.rs` as further `impl AuthService` blocks: one service, one error type.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::throttle::{Subject, Throttle, ThrottleError};
 use crate::config::Config;
-use crate::crypto::keys::{AccessClaims, SigningKeys};
+use crate::crypto::keys::{AccessClaims, KeyError, KeyMaterial, SigningKeys};
 use crate::crypto::passwords::{HashError, PasswordHasher};
+use crate::crypto::sealing::{CodeMac, SecretBox};
 use crate::crypto::secrets;
 use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Username};
-use crate::repo::{RepoError, Session, SessionRepo, StoredUser, UniqueField, UserRepo};
+use crate::mail::templates::{Mail, Notice, Templates};
+use crate::mail::{Mailer, Sender};
+use crate::repo::{
+    CounterRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField,
+    UserRepo,
+};
 use crate::store::{ItemStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +30,32 @@ pub enum AuthError {
     /// Unknown user, wrong password or an account that cannot sign in: deliberately one error.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password was right; a second factor is needed, by one of `methods`.
+    #[error("a second factor is required")]
+    MfaRequired { methods: Vec<&'static str> },
+    #[error("the second factor is wrong, expired or already used")]
+    InvalidSecondFactor,
+    /// A signed-in caller gave a wrong password or code for `field`.
+    #[error("{field} is incorrect")]
+    Incorrect { field: &'static str },
+    #[error("the email address of this account is not verified yet")]
+    EmailNotVerified,
+    #[error("too many failed attempts; retry in {retry_after_seconds} seconds")]
+    Throttled { retry_after_seconds: i64 },
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
     #[error("the access token is invalid, expired or revoked")]
     InvalidAccessToken,
+    /// A reset or verification token that is unknown, expired or spent.
+    #[error("the link is invalid, expired or already used")]
+    LinkNotFound,
     #[error("this {0} is already registered")]
     AlreadyExists(UniqueField),
+    /// The account is not in the state the operation needs.
+    #[error("{0}")]
+    FailedPrecondition(&'static str),
+    #[error("the account changed while this request ran; retry")]
+    Aborted,
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -35,14 +66,30 @@ impl From<RepoError> for AuthError {
     fn from(error: RepoError) -> Self {
         match error {
             RepoError::Taken(field) => Self::AlreadyExists(field),
+            RepoError::Conflict => Self::Aborted,
             RepoError::Store(StoreError::Unavailable(detail)) => Self::Unavailable(detail),
             other => Self::Internal(other.to_string()),
         }
     }
 }
 
+impl From<ThrottleError> for AuthError {
+    fn from(error: ThrottleError) -> Self {
+        match error {
+            ThrottleError::Locked(locked) => Self::Throttled { retry_after_seconds: locked.retry_after_seconds },
+            ThrottleError::Repo(error) => error.into(),
+        }
+    }
+}
+
 impl From<HashError> for AuthError {
     fn from(error: HashError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<KeyError> for AuthError {
+    fn from(error: KeyError) -> Self {
         Self::Internal(error.to_string())
     }
 }
@@ -54,10 +101,25 @@ pub struct Registration {
     pub phone: Option<Phone>,
 }
 
+/// A second factor as the client sent it.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    Totp(String),
+    RecoveryCode(String),
+    EmailCode(String),
+}
+
 pub struct Credentials {
     pub identifier: LoginIdentifier,
     /// The candidate as typed; not policy-checked, since old passwords may predate the policy.
     pub password: String,
+    pub second_factor: Option<SecondFactor>,
+}
+
+/// Where a request came from, for per-address throttling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin {
+    pub ip: Option<IpAddr>,
 }
 
 /// What a successful sign-in or refresh hands the client.
@@ -69,12 +131,21 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
+pub enum Registered {
+    SignedIn(TokenPair),
+    /// The deployment requires a verified email before sign-in; a link was sent.
+    VerificationRequired(User),
+}
+
 /// The caller of a protected route: a valid access token whose session is still live, and
 /// the caller's active account as stored now (so a role or status change counts at once).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,
     pub session_id: Uuid,
+    pub totp_enabled: bool,
+    /// Sign-in asks this account for an email code (its choice or the deployment's).
+    pub email_codes_enabled: bool,
 }
 
 /// RFC 7662: an active access token's claims, with its holder as stored now (the role in
@@ -85,45 +156,89 @@ pub struct Introspection {
 }
 
 pub struct AuthService {
-    users: UserRepo,
-    sessions: SessionRepo,
-    hasher: PasswordHasher,
-    keys: Arc<SigningKeys>,
-    config: Config,
+    pub(super) users: UserRepo,
+    pub(super) sessions: SessionRepo,
+    pub(super) secrets: OneTimeSecretRepo,
+    pub(super) recovery_codes: RecoveryCodeRepo,
+    pub(super) throttle: Throttle,
+    pub(super) hasher: PasswordHasher,
+    keys: SigningKeys,
+    pub(super) secret_box: SecretBox,
+    pub(super) code_mac: CodeMac,
+    mailer: Arc<dyn Mailer>,
+    templates: Templates,
+    pub(super) config: Config,
 }
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
 impl AuthService {
-    pub fn new(config: Config, store: Arc<dyn ItemStore>, keys: SigningKeys) -> Result<Self, AuthError> {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn ItemStore>,
+        keys: &KeyMaterial,
+        mailer: Arc<dyn Mailer>,
+    ) -> Result<Self, AuthError> {
         Ok(Self {
             users: UserRepo::new(Arc::clone(&store)),
-            sessions: SessionRepo::new(store),
+            sessions: SessionRepo::new(Arc::clone(&store)),
+            secrets: OneTimeSecretRepo::new(Arc::clone(&store)),
+            recovery_codes: RecoveryCodeRepo::new(Arc::clone(&store)),
+            throttle: Throttle::new(CounterRepo::new(store), config.lockout),
             hasher: PasswordHasher::new(config.argon2)?,
-            keys: Arc::new(keys),
+            keys: SigningKeys::from_material(keys, &config.issuer, &config.audience)?,
+            secret_box: SecretBox::from_material(keys),
+            code_mac: CodeMac::from_material(keys),
+            mailer,
+            templates: Templates::new(config.product_name.clone(), config.app_url.clone()),
             config,
         })
     }
 
-    pub async fn register(&self, registration: Registration) -> Result<TokenPair, AuthError> {
+    /// Who mail is sent as, for the mail adapters.
+    pub fn sender(config: &Config) -> Sender {
+        Sender { name: config.product_name.clone(), address: config.mail_from.clone() }
+    }
+
+    pub async fn register(&self, registration: Registration) -> Result<Registered, AuthError> {
         let password_hash = self.hasher.hash(&registration.password).await?;
         let user = User::new_email_user(registration.email, registration.username, registration.phone, now());
         self.users.create(&user, Some(password_hash)).await?;
         tracing::info!(user_id = %user.id, "user registered");
-        self.start_session(user).await
+        if let Err(error) = self.send_verification(&user).await {
+            tracing::error!(user_id = %user.id, %error, "the verification email could not be sent");
+        }
+        if self.config.require_verified_email {
+            return Ok(Registered::VerificationRequired(user));
+        }
+        Ok(Registered::SignedIn(self.start_session(user).await?))
     }
 
-    pub async fn login(&self, credentials: Credentials) -> Result<TokenPair, AuthError> {
+    pub async fn login(&self, credentials: Credentials, origin: &Origin) -> Result<TokenPair, AuthError> {
         let found = self.users.find_by_login(&credentials.identifier).await?;
+        let account = match &found {
+            Some(stored) => Subject::Account(stored.user.id),
+            None => Subject::UnknownLogin(secrets::hash(&credentials.identifier.canonical())),
+        };
+        self.guard(&account, origin).await?;
         // Always one argon2 verification, whether or not the user exists (no timing oracle).
         let stored_hash = found.as_ref().and_then(|stored| stored.password_hash.clone());
         let password_matches = self.hasher.verify(credentials.password, stored_hash).await;
-        match found {
-            Some(StoredUser { user, .. }) if password_matches && user.is_active() => self.start_session(user).await,
-            _ => Err(AuthError::InvalidCredentials),
+        let stored = match found {
+            Some(stored) if password_matches && stored.user.is_active() => stored,
+            _ => return Err(self.failed(origin, AuthError::InvalidCredentials).await),
+        };
+        if self.config.require_verified_email && !stored.user.is_email_verified {
+            return Err(AuthError::EmailNotVerified);
         }
+        let recovery_codes_left = self.check_second_factor(&stored, credentials.second_factor, origin).await?;
+        self.throttle.clear(&account).await?;
+        if let Some(remaining) = recovery_codes_left {
+            self.notify(&stored.user.email, Notice::RecoveryCodeUsed { remaining }).await;
+        }
+        self.start_session(stored.user).await
     }
 
     /// Rotates a refresh token: the presented one is spent, a new pair is issued.
@@ -153,7 +268,7 @@ impl AuthService {
 
     /// Ends every login of the caller, on every device.
     pub async fn logout_all(&self, principal: &Principal) -> Result<usize, AuthError> {
-        Ok(self.sessions.delete_all(principal.user.id).await?)
+        Ok(self.sessions.delete_all(principal.user.id, None).await?)
     }
 
     /// Checks an access token: signature, claims, and that its session has not ended.
@@ -172,6 +287,49 @@ impl AuthService {
         self.keys.jwks()
     }
 
+    /// Refuses the attempt when the client address or the account is locked out, and counts
+    /// it against the account until `throttle.clear` records its success.
+    pub(super) async fn guard(&self, account: &Subject, origin: &Origin) -> Result<(), AuthError> {
+        let now = now().unix_timestamp();
+        if let Some(ip) = origin.ip {
+            self.throttle.check(&Subject::Address(ip), now).await?;
+        }
+        Ok(self.throttle.reserve(account, now).await?)
+    }
+
+    /// Counts a failed attempt against the client address and hands back `error`.
+    pub(super) async fn failed(&self, origin: &Origin, error: AuthError) -> AuthError {
+        if let Some(ip) = origin.ip
+            && let Err(counting) = self.throttle.record_failure(&Subject::Address(ip), now().unix_timestamp()).await
+        {
+            return counting.into();
+        }
+        error
+    }
+
+    /// Renders and sends one message.
+    pub(super) async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), AuthError> {
+        let message = self.templates.render(to, mail);
+        self.mailer.send(message).await.map_err(|error| AuthError::Unavailable(error.to_string()))
+    }
+
+    /// Sends a security notice. The change it reports already happened, so a mail failure is
+    /// logged rather than turned into an error.
+    pub(super) async fn notify(&self, to: &Email, notice: Notice) {
+        if let Err(error) = self.send(to, Mail::Notice(notice)).await {
+            tracing::error!(?notice, %error, "a security notice could not be sent");
+        }
+    }
+
+    /// Runs `work`, then waits out the rest of the configured uniform response time, so that a
+    /// request about an existing account (which sends mail) takes as long as one about nobody.
+    pub(super) async fn uniformly<T>(&self, work: impl Future<Output = T>) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.uniform_response_ms);
+        let result = work.await;
+        tokio::time::sleep_until(deadline).await;
+        result
+    }
+
     async fn principal_of(&self, claims: &AccessClaims) -> Result<Option<Principal>, AuthError> {
         let (Some(user_id), Ok(session_id)) = (UserId::parse(&claims.sub), Uuid::parse_str(&claims.sid)) else {
             return Ok(None);
@@ -180,7 +338,12 @@ impl AuthService {
         let (session, stored) = tokio::join!(self.sessions.get(user_id, session_id), self.users.find_by_id(user_id));
         let live = session?.is_some_and(|session| session.expires_at > now().unix_timestamp());
         Ok(match stored? {
-            Some(StoredUser { user, .. }) if live && user.is_active() => Some(Principal { user, session_id }),
+            Some(stored) if live && stored.user.is_active() => Some(Principal {
+                totp_enabled: stored.second_factors.totp.is_some(),
+                email_codes_enabled: stored.second_factors.email_codes || self.config.require_email_codes,
+                user: stored.user,
+                session_id,
+            }),
             _ => None,
         })
     }

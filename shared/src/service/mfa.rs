@@ -1,0 +1,252 @@
+//! Second factors: TOTP with recovery codes, and one-time codes sent by email.
+
+use subtle::ConstantTimeEq;
+
+use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now};
+use super::throttle::Subject;
+use crate::crypto::secrets;
+use crate::crypto::totp::{self, Enrollment};
+use crate::domain::{LoginIdentifier, User};
+use crate::mail::templates::{Mail, Notice};
+use crate::repo::{OneTimeSecret, Purpose, RepoError, StoredUser, TotpFactor};
+
+const EMAIL_CODE_DIGITS: u32 = 6;
+const EMAIL_CODE_VALID_MINUTES: i64 = 10;
+const EMAIL_CODE_MAX_WRONG_GUESSES: u32 = 5;
+/// A code asked for again within this time is not re-sent (the first one still works), so the
+/// endpoint cannot be used to flood somebody's inbox.
+const EMAIL_CODE_RESEND_SECONDS: i64 = 60;
+const RECOVERY_CODES: usize = 10;
+
+impl AuthService {
+    /// Sends a sign-in code to the account's address. Answers the same, in about the same
+    /// time, whether or not the account exists.
+    pub async fn send_email_code(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
+        self.uniformly(async {
+            let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
+            let user = &stored.user;
+            let now = now().unix_timestamp();
+            let previous = self.secrets.get(user.id, Purpose::EmailCode).await?;
+            let recent = previous.is_some_and(|code| code.expires_at > now && now - code.issued_at < EMAIL_CODE_RESEND_SECONDS);
+            if !user.is_active() || recent {
+                return Ok(());
+            }
+            let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
+            let secret = OneTimeSecret {
+                hash: self.code_mac.mac(&code, &user.id.to_string()),
+                email: user.email.clone(),
+                attempts: 0,
+                issued_at: now,
+                expires_at: now + EMAIL_CODE_VALID_MINUTES * 60,
+                ttl: now + EMAIL_CODE_VALID_MINUTES * 60,
+            };
+            self.secrets.replace(user.id, Purpose::EmailCode, &secret).await?;
+            let mail = Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES };
+            if let Err(error) = self.send(&user.email, mail).await {
+                // Answering differently would tell the caller that the account exists.
+                tracing::error!(user_id = %user.id, %error, "the email code could not be sent");
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Step one of TOTP: a fresh secret for the authenticator app, inactive until verified.
+    pub async fn begin_totp(
+        &self,
+        principal: &Principal,
+        password: String,
+        origin: &Origin,
+    ) -> Result<Enrollment, AuthError> {
+        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        if stored.second_factors.totp.is_some() {
+            return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
+        }
+        let secret = totp::generate_secret();
+        let enrollment = totp::enrollment(&secret, &self.config.product_name, stored.user.email.as_str())
+            .map_err(|error| AuthError::Internal(error.to_string()))?;
+        stored.second_factors.totp_pending = Some(self.secret_box.seal(&secret, &stored.user.id.to_string()));
+        self.users.save(&stored, vec![]).await?;
+        self.succeeded(&stored.user).await?;
+        Ok(enrollment)
+    }
+
+    /// Step two of TOTP: a code from the app proves it holds the secret; TOTP becomes active
+    /// and a fresh set of recovery codes is returned (the only time they are shown).
+    pub async fn confirm_totp(&self, principal: &Principal, code: &str, origin: &Origin) -> Result<Vec<String>, AuthError> {
+        let mut stored = self.stored(principal).await?;
+        if stored.second_factors.totp.is_some() {
+            return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
+        }
+        let Some(pending) = stored.second_factors.totp_pending.take() else {
+            return Err(AuthError::FailedPrecondition("no TOTP setup is pending; call /v1/auth/totp/enable first"));
+        };
+        self.guard(&Subject::Account(stored.user.id), origin).await?;
+        let secret = self.open_totp_secret(&stored.user, &pending)?;
+        let Some(step) = totp::matching_step(&secret, code, now().unix_timestamp() as u64) else {
+            return Err(self.failed(origin, AuthError::Incorrect { field: "totp_code" }).await);
+        };
+        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| secrets::generate_recovery_code()).collect();
+        let hashes: Vec<String> = codes.iter().map(|code| secrets::hash(&secrets::normalize_recovery_code(code))).collect();
+        let writes = self.recovery_codes.replace_all(stored.user.id, &hashes).await?;
+        stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
+        self.users.save(&stored, writes).await?;
+        self.succeeded(&stored.user).await?;
+        self.notify(&stored.user.email, Notice::TotpEnabled).await;
+        Ok(codes)
+    }
+
+    /// Turns TOTP off; needs the password and a current code.
+    pub async fn disable_totp(
+        &self,
+        principal: &Principal,
+        password: String,
+        code: &str,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        if stored.second_factors.totp.is_none() {
+            return Err(AuthError::FailedPrecondition("TOTP is not enabled"));
+        }
+        if !self.accept_totp(&stored, code).await? {
+            return Err(self.failed(origin, AuthError::Incorrect { field: "totp_code" }).await);
+        }
+        // Re-read: accepting the code advanced the stored record.
+        stored = self.stored(principal).await?;
+        let writes = self.recovery_codes.replace_all(stored.user.id, &[]).await?;
+        stored.second_factors.totp = None;
+        stored.second_factors.totp_pending = None;
+        self.users.save(&stored, writes).await?;
+        self.succeeded(&stored.user).await?;
+        self.notify(&stored.user.email, Notice::TotpDisabled).await;
+        Ok(())
+    }
+
+    /// Turns email codes at sign-in on or off for the caller; needs the password.
+    pub async fn set_email_codes(
+        &self,
+        principal: &Principal,
+        enabled: bool,
+        password: String,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        let changed = stored.second_factors.email_codes != enabled;
+        stored.second_factors.email_codes = enabled;
+        if changed {
+            self.users.save(&stored, vec![]).await?;
+        }
+        self.succeeded(&stored.user).await?;
+        if changed {
+            let notice = if enabled { Notice::EmailCodesEnabled } else { Notice::EmailCodesDisabled };
+            self.notify(&stored.user.email, notice).await;
+        }
+        Ok(())
+    }
+
+    /// At sign-in, after the password matched: demands and checks the account's second factor.
+    /// Answers how many recovery codes remain when one was spent.
+    pub(super) async fn check_second_factor(
+        &self,
+        stored: &StoredUser,
+        factor: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<Option<usize>, AuthError> {
+        let totp = stored.second_factors.totp.is_some();
+        let email = stored.second_factors.email_codes || self.config.require_email_codes;
+        let mut methods = Vec::new();
+        if totp {
+            methods.extend(["totp_code", "recovery_code"]);
+        }
+        if email {
+            methods.push("email_code");
+        }
+        if methods.is_empty() {
+            return Ok(None);
+        }
+        let accepted = match factor {
+            Some(SecondFactor::Totp(code)) if totp => self.accept_totp(stored, &code).await?,
+            Some(SecondFactor::EmailCode(code)) if email => self.accept_email_code(&stored.user, &code).await?,
+            Some(SecondFactor::RecoveryCode(code)) if totp => {
+                let hash = secrets::hash(&secrets::normalize_recovery_code(&code));
+                if self.recovery_codes.consume(stored.user.id, &hash).await? {
+                    return Ok(Some(self.recovery_codes.count(stored.user.id).await?));
+                }
+                false
+            }
+            _ => return Err(AuthError::MfaRequired { methods }),
+        };
+        if !accepted {
+            return Err(self.failed(origin, AuthError::InvalidSecondFactor).await);
+        }
+        Ok(None)
+    }
+
+    /// A TOTP code is accepted once: its time step must be later than the last one accepted,
+    /// and recording the step is a compare-and-swap, so a code raced twice wins once.
+    async fn accept_totp(&self, stored: &StoredUser, code: &str) -> Result<bool, AuthError> {
+        let Some(factor) = &stored.second_factors.totp else { return Ok(false) };
+        let secret = self.open_totp_secret(&stored.user, &factor.sealed_secret)?;
+        let Some(step) = totp::matching_step(&secret, code, now().unix_timestamp() as u64) else { return Ok(false) };
+        if step <= factor.last_step {
+            return Ok(false);
+        }
+        let mut advanced = stored.clone();
+        advanced.second_factors.totp = Some(TotpFactor { last_step: step, ..factor.clone() });
+        match self.users.save(&advanced, vec![]).await {
+            Ok(()) => Ok(true),
+            Err(RepoError::Conflict) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn accept_email_code(&self, user: &User, code: &str) -> Result<bool, AuthError> {
+        let Some(secret) = self.secrets.get(user.id, Purpose::EmailCode).await? else { return Ok(false) };
+        if secret.expires_at <= now().unix_timestamp() {
+            return Ok(false);
+        }
+        let presented = self.code_mac.mac(code.trim(), &user.id.to_string());
+        if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
+            return Ok(self.secrets.spend(user.id, Purpose::EmailCode, &secret.hash).await?);
+        }
+        match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret, EMAIL_CODE_MAX_WRONG_GUESSES).await {
+            Ok(()) | Err(RepoError::Conflict) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn open_totp_secret(&self, user: &User, sealed: &str) -> Result<Vec<u8>, AuthError> {
+        self.secret_box
+            .open(sealed, &user.id.to_string())
+            .ok_or_else(|| AuthError::Internal(format!("the TOTP secret of user {} does not open", user.id)))
+    }
+
+    /// The caller's stored record, with its password hash and second factors.
+    pub(super) async fn stored(&self, principal: &Principal) -> Result<StoredUser, AuthError> {
+        match self.users.find_by_id(principal.user.id).await? {
+            Some(stored) if stored.user.is_active() => Ok(stored),
+            _ => Err(AuthError::InvalidAccessToken),
+        }
+    }
+
+    /// Re-authenticates a signed-in caller with their password (throttled like a login).
+    pub(super) async fn check_password(
+        &self,
+        principal: &Principal,
+        password: String,
+        field: &'static str,
+        origin: &Origin,
+    ) -> Result<StoredUser, AuthError> {
+        let stored = self.stored(principal).await?;
+        self.guard(&Subject::Account(stored.user.id), origin).await?;
+        if !self.hasher.verify(password, stored.password_hash.clone()).await {
+            return Err(self.failed(origin, AuthError::Incorrect { field }).await);
+        }
+        Ok(stored)
+    }
+
+    /// Clears the account's failure count after a guarded operation succeeded.
+    pub(super) async fn succeeded(&self, user: &User) -> Result<(), AuthError> {
+        Ok(self.throttle.clear(&Subject::Account(user.id)).await?)
+    }
+}
