@@ -148,3 +148,63 @@ async fn a_storage_outage_is_503_without_internal_detail() {
     let reply = server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD})).await;
     reply.error(503, "UNAVAILABLE");
 }
+
+/// Every route of the second-factor and password work refuses malformed fields by name, and
+/// every signed-in one refuses a missing token, before doing anything.
+#[tokio::test]
+async fn second_factor_and_password_routes_name_the_bad_field() {
+    let server = server().await;
+    let tokens = server.register("ada@example.com", None).await;
+    let signed_in = [
+        ("POST", "/v1/auth/totp/enable", json!({}), "password"),
+        ("POST", "/v1/auth/totp/enable", json!({"password": ""}), "password"),
+        ("POST", "/v1/auth/totp/verify", json!({"totp_code": "12345"}), "totp_code"),
+        ("POST", "/v1/auth/totp/verify", json!({"totp_code": "abcdef"}), "totp_code"),
+        ("POST", "/v1/auth/totp/verify", json!({"totp_code": 123456}), "totp_code"),
+        ("POST", "/v1/auth/totp/disable", json!({"password": PASSWORD}), "totp_code"),
+        ("POST", "/v1/auth/password/change", json!({"current_password": PASSWORD}), "new_password"),
+        (
+            "POST",
+            "/v1/auth/password/change",
+            json!({"current_password": "", "new_password": "long enough"}),
+            "current_password",
+        ),
+        ("PUT", "/v1/users/me/mfa/email", json!({"enabled": "yes", "password": PASSWORD}), "enabled"),
+        ("PUT", "/v1/users/me/mfa/email", json!({"enabled": true}), "password"),
+    ];
+    for (method, path, body, field) in signed_in {
+        let request = server.client.request(method.parse().unwrap(), server.url(path));
+        let anonymous = request.try_clone().unwrap().json(&body).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{method} {path} without a token");
+        let response = request.bearer_auth(&tokens.access).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{method} {path} {body}");
+        let reply: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(reply["status"], "INVALID_ARGUMENT");
+        assert_eq!(reply["details"][0]["field"], field, "{method} {path} {body}: {reply}");
+    }
+    let anonymous = [
+        ("/v1/auth/password/forgot", json!({"email": "nope"}), "email"),
+        ("/v1/auth/password/forgot", json!({}), "email"),
+        ("/v1/auth/password/reset", json!({"token": "", "new_password": "long enough"}), "token"),
+        ("/v1/auth/password/reset", json!({"token": "t", "new_password": "short"}), "new_password"),
+        ("/v1/auth/email/verify", json!({"token": " "}), "token"),
+        ("/v1/auth/email-code", json!({"email": "nope"}), "email"),
+        ("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD, "totp_code": "1"}), "totp_code"),
+        (
+            "/v1/auth/login",
+            json!({"email": "ada@example.com", "password": PASSWORD, "email_code": "12 34 5x"}),
+            "email_code",
+        ),
+    ];
+    for (path, body, field) in anonymous {
+        let reply = server.post(path, body.clone()).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{path} {body}: {}", reply.body);
+    }
+    for body in [json!({}), json!({"email": "ada@example.com", "username": "ada"})] {
+        server.post("/v1/auth/email-code", body).await.error(400, "INVALID_ARGUMENT");
+    }
+    let two_factors =
+        json!({"email": "ada@example.com", "password": PASSWORD, "totp_code": "123456", "email_code": "123456"});
+    server.post("/v1/auth/login", two_factors).await.error(400, "INVALID_ARGUMENT");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey::crypto::keys::{KeyMaterial, SigningKeys};
-use latchkey::http::{Function, router};
+use latchkey::http::Function;
 use latchkey::service::AuthService;
 use latchkey_tests::{Backend, fresh_store, test_config};
 use serde_norway::Value as Yaml;
@@ -73,12 +73,30 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
     assert_eq!(documented, served_routes());
 }
 
-/// The sample events, in an order that makes every one succeed against one fresh store.
-const EVENT_SCRIPT: [(&str, &str, u16); 9] = [
+/// The sample events, in an order that gives each a known status against one fresh store.
+/// Tokens come from the last response that had both; `logout-all` uses the registration's.
+const EVENT_SCRIPT: [(&str, &str, u16); 19] = [
     ("register", "register", 201),
+    // With the registration's token, before login: changing the password ends every *other*
+    // session, and the registration's session must live until `logout-all`. It keeps the
+    // password, so login still works.
+    ("password", "change", 200),
     ("login", "login", 200),
     ("users", "me", 200),
     ("users", "status", 200),
+    // Before enable, so no setup is pending: FAILED_PRECONDITION whatever the code. (After
+    // enable, a wrong code is refused only almost surely: any code may be a current one.)
+    ("totp", "verify", 400),
+    ("totp", "enable", 200),
+    // The setup was never verified, so TOTP is not enabled: FAILED_PRECONDITION.
+    ("totp", "disable", 400),
+    ("email", "mfa-email", 200),
+    ("email", "email-code", 202),
+    // "bogus" names no link: NOT_FOUND.
+    ("email", "verify", 404),
+    ("email", "verify-resend", 202),
+    ("password", "forgot", 202),
+    ("password", "reset", 404),
     ("tokens", "jwks", 200),
     ("tokens", "introspect", 200),
     ("refresh", "refresh", 200),
@@ -123,7 +141,7 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
         covered.insert((function_name.to_owned(), request.method().to_string(), request.uri().path().to_owned()));
 
         // The same router the function's main.rs hands to lambda_http::run.
-        let response = router(&[function], state.clone()).oneshot(request).await.unwrap();
+        let response = latchkey::lambda::app(function, state.clone()).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(status, expected, "{function_name}/{event}: {}", String::from_utf8_lossy(&body));
@@ -150,11 +168,39 @@ async fn signing_keys_load_from_the_secret_the_template_generates() {
     let material = latchkey::lambda::key_material_from_secret(&client, &name).await.expect("keys load");
     let keys = SigningKeys::from_material(&material, &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks()["keys"][0]["kid"], "k1");
-    let from_same_secret = SigningKeys::from_material(&KeyMaterial::from_json(secret).unwrap(), &config.issuer, &config.audience).unwrap();
+    let from_same_secret =
+        SigningKeys::from_material(&KeyMaterial::from_json(secret).unwrap(), &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks(), from_same_secret.jwks(), "the key is a function of the secret alone");
 
     let missing = latchkey::lambda::key_material_from_secret(&client, "no-such-secret").await;
     let message = missing.err().expect("a missing secret fails").to_string();
     assert!(message.contains("no-such-secret"), "names the secret: {message}");
     client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
+}
+
+/// On Lambda the client is API Gateway's `requestContext.http.sourceIp`: failures from one
+/// address lock that address, not another.
+#[tokio::test]
+async fn lockout_counts_the_source_ip_of_api_gateway_events() {
+    let (store, _guard) = fresh_store(Backend::Embedded).await;
+    let outbox = tempfile::tempdir().unwrap();
+    let lockout = latchkey::config::LockoutPolicy { ip_free_failures: 3, ..Default::default() };
+    let config = latchkey::config::Config { lockout, ..test_config() };
+    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
+    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer)).unwrap();
+    let template = std::fs::read_to_string(repo_root().join("events/login/login.json")).unwrap();
+    let attempt = |n: usize, source_ip: &str| {
+        let mut event: serde_json::Value = serde_json::from_str(&template).unwrap();
+        event["body"] =
+            serde_json::json!({"username": format!("nobody{n}"), "password": "wrong password"}).to_string().into();
+        event["requestContext"]["http"]["sourceIp"] = source_ip.into();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let app = latchkey::lambda::app(Function::Login, state.clone());
+        async move { app.oneshot(request).await.unwrap().status().as_u16() }
+    };
+    for n in 0..4 {
+        assert_eq!(attempt(n, "203.0.113.10").await, 401);
+    }
+    assert_eq!(attempt(4, "203.0.113.10").await, 429, "the failing address is locked");
+    assert_eq!(attempt(5, "198.51.100.7").await, 401, "another address is not");
 }

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use latchkey::config::Config;
+use latchkey::config::{Config, LockoutPolicy};
 use latchkey::crypto::passwords::PasswordHasher;
 use latchkey::domain::Password;
 use latchkey::http::{Function, router};
@@ -28,7 +28,14 @@ struct Account {
 async fn main() {
     let seconds: u64 = std::env::var("LATCHKEY_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let duration = Duration::from_secs(seconds);
-    let config = Config::from_env().expect("configuration");
+    let mut config = Config::from_env().expect("configuration");
+    // The failure scenarios below repeat one wrong password thousands of times; lockout would
+    // turn them into 429s after six, which measures the lock rather than the login.
+    config.lockout = LockoutPolicy {
+        account_free_failures: 1_000_000_000,
+        account_max_failures_per_hour: 1_000_000_000,
+        ..LockoutPolicy::default()
+    };
     let data_dir = tempfile::tempdir().expect("temp dir");
     let state = latchkey::app::embedded_state(config.clone(), data_dir.path()).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -88,6 +95,25 @@ async fn main() {
         account
     };
     run("POST /v1/auth/login wrong pw (1 conn)", &base, &accounts, 1, duration, wrong_password).await;
+
+    // Forgot-password (which, unlike email codes, mails on every request) answers in the same
+    // time whether or not the account exists.
+    let forgot = |known: bool| {
+        move |client: reqwest::Client, base: String, account: Account| async move {
+            let email = if known { account.email.clone() } else { "nobody@example.com".to_owned() };
+            let response = client
+                .post(format!("{base}/v1/auth/password/forgot"))
+                .json(&json!({"email": email}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+            response.bytes().await.unwrap();
+            account
+        }
+    };
+    run("POST /v1/auth/password/forgot known (1 conn)", &base, &accounts, 1, duration, forgot(true)).await;
+    run("POST /v1/auth/password/forgot unknown (1 conn)", &base, &accounts, 1, duration, forgot(false)).await;
 }
 
 async fn argon2_hash_ms(config: &Config) -> f64 {

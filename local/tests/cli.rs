@@ -116,3 +116,40 @@ async fn logs_show_each_request_but_never_a_password_or_token() {
         assert!(!output.contains(secret), "a secret reached the log:\n{output}");
     }
 }
+
+/// The local server's mail lands in `<data dir>/outbox`; the log names recipient and subject,
+/// never the code or link inside.
+#[tokio::test]
+async fn mail_goes_to_the_outbox_and_its_secrets_stay_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = LocalServer::start(&data);
+    server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    let (status, _) = server.post("/v1/auth/email-code", json!({"email": "ada@example.com"})).await;
+    assert_eq!(status, 202);
+    let (status, _) = server.post("/v1/auth/password/forgot", json!({"email": "ada@example.com"})).await;
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(100));
+
+    let mut messages: Vec<String> = std::fs::read_dir(data.join("outbox"))
+        .expect("an outbox under the data directory")
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 3, "verification, code and reset");
+    messages.sort_by_key(|message| message.contains("sign-in code"));
+    let code_mail = messages.last().unwrap();
+    let code = regex_lite_digits(code_mail).expect("a six-digit code in the mail");
+    let reset_mail = messages.iter().find(|m| m.contains("reset-password#token=")).expect("a reset mail");
+    let token =
+        reset_mail.split("#token=").nth(1).unwrap().split(|c: char| c.is_whitespace() || c == '"').next().unwrap();
+
+    let output = server.output();
+    assert!(output.contains("ada@example.com") && output.contains("sign-in code"), "recipient and subject:\n{output}");
+    assert!(!output.contains(&code), "the email code reached the log:\n{output}");
+    assert!(!output.contains(token), "the reset token reached the log:\n{output}");
+}
+
+/// The first run of six digits standing alone in `text`.
+fn regex_lite_digits(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit()).find(|run| run.len() == 6).map(str::to_owned)
+}

@@ -23,7 +23,7 @@ pub struct Config {
     pub app_url: String,
     /// Refuse sign-in until the email address is verified.
     pub require_verified_email: bool,
-    /// Ask every account for an email code at sign-in (unless it uses TOTP).
+    /// Ask every account for a second factor at sign-in: an email code (or TOTP, if it has it).
     pub require_email_codes: bool,
     pub lockout: LockoutPolicy,
     /// The least time, in milliseconds, that email-code and forgot-password requests take,
@@ -111,7 +111,10 @@ impl Config {
         };
         let mail_from = lookup("LATCHKEY_MAIL_FROM").unwrap_or(defaults.mail_from);
         if Email::parse(&mail_from).is_err() {
-            return Err(ConfigError { name: "LATCHKEY_MAIL_FROM", problem: format!("must be an email address, not {mail_from:?}") });
+            return Err(ConfigError {
+                name: "LATCHKEY_MAIL_FROM",
+                problem: format!("must be an email address, not {mail_from:?}"),
+            });
         }
         Ok(Self {
             issuer: lookup("LATCHKEY_ISSUER").unwrap_or(defaults.issuer),
@@ -141,7 +144,11 @@ impl Config {
             require_verified_email: flag("LATCHKEY_REQUIRE_VERIFIED_EMAIL", defaults.require_verified_email)?,
             require_email_codes: flag("LATCHKEY_REQUIRE_EMAIL_CODES", defaults.require_email_codes)?,
             lockout: LockoutPolicy {
-                account_free_failures: small("LATCHKEY_LOCKOUT_FREE_FAILURES", defaults.lockout.account_free_failures, 1)?,
+                account_free_failures: small(
+                    "LATCHKEY_LOCKOUT_FREE_FAILURES",
+                    defaults.lockout.account_free_failures,
+                    1,
+                )?,
                 account_max_failures_per_hour: small(
                     "LATCHKEY_LOCKOUT_MAX_FAILURES_PER_HOUR",
                     defaults.lockout.account_max_failures_per_hour,
@@ -181,7 +188,8 @@ mod tests {
         let config = Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
         assert!(config.require_email_codes && !config.require_verified_email);
         assert_eq!(config.mail_from, "auth@acme.test");
-        for (name, bad) in [("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "sometimes"), ("LATCHKEY_MAIL_FROM", "not an address")] {
+        for (name, bad) in [("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "sometimes"), ("LATCHKEY_MAIL_FROM", "not an address")]
+        {
             let error = Config::from_lookup(|asked| (asked == name).then(|| bad.to_string())).unwrap_err();
             assert_eq!(error.name, name);
         }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use axum::Router;
 use axum::extract::ConnectInfo;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt};
@@ -11,21 +12,26 @@ use lambda_http::{Error, RequestExt};
 use crate::app::SetupError;
 use crate::config::{Config, required};
 use crate::crypto::keys::KeyMaterial;
+use crate::http::logging::{RequestId, init_tracing};
+use crate::http::{AppState, Function, router};
 use crate::mail::ses::SesMailer;
 use crate::service::AuthService;
-use crate::http::logging::{RequestId, init_tracing};
-use crate::http::{Function, router};
 use crate::store::dynamodb::DynamoStore;
 
 /// Builds the state once per container (config, SDK clients, signing keys), then serves
 /// `function`'s routes for every invocation.
 pub async fn run(function: Function) -> Result<(), Error> {
     init_tracing();
-    let app = router(&[function], init().await?).layer(axum::middleware::map_request(tag_request_id));
-    lambda_http::run(app).await
+    lambda_http::run(app(function, init().await?)).await
 }
 
-async fn init() -> Result<crate::http::AppState, SetupError> {
+/// What `run` serves: the function's routes, told what API Gateway's event says about the
+/// request (its id, and the client's address).
+pub fn app(function: Function, state: AppState) -> Router {
+    router(&[function], state).layer(axum::middleware::map_request(tag_request))
+}
+
+async fn init() -> Result<AppState, SetupError> {
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
     let config = Config::from_env().map_err(|e| setup(&e))?;
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
@@ -57,7 +63,7 @@ pub async fn key_material_from_secret(
 
 /// Puts what API Gateway tells about a request where the handlers look for it: the request id
 /// for the log line, and the client's address as the connection's peer (as the local server has it).
-async fn tag_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+async fn tag_request(mut request: axum::extract::Request) -> axum::extract::Request {
     if let Some(context) = request.lambda_context_ref() {
         let id = RequestId(context.request_id.clone());
         request.extensions_mut().insert(id);

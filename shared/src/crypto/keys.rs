@@ -301,8 +301,10 @@ mod tests {
     fn a_key_file_is_created_once_private_and_reused() {
         let dir = tempfile_dir();
         let path = dir.join("signing-key.json");
-        let first = SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
-        let second = SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
+        let first =
+            SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
+        let second =
+            SigningKeys::from_material(&KeyMaterial::load_or_create_file(&path).unwrap(), "iss", "aud").unwrap();
         assert_eq!(first.jwks(), second.jwks());
         #[cfg(unix)]
         {

@@ -67,6 +67,11 @@ impl SecretBox {
         format!("{kid}.{}", URL_SAFE_NO_PAD.encode(out))
     }
 
+    /// Whether `sealed` was sealed with the active key (if not, it should be sealed again).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        sealed.rsplit_once('.').is_some_and(|(kid, _)| kid == self.keys[0].0)
+    }
+
     /// The plaintext, or `None` when the value was tampered with, sealed for another context,
     /// or sealed with a key that is no longer in the key material.
     pub fn open(&self, sealed: &str, context: &str) -> Option<Vec<u8>> {
@@ -139,6 +144,7 @@ mod tests {
         let new = SecretBox::from_material(&rotated);
         assert_eq!(new.open(&sealed, "ctx").as_deref(), Some(&b"secret"[..]));
         assert!(new.seal(b"secret", "ctx").starts_with("k2."));
+        assert!(!new.is_current(&sealed) && new.is_current(&new.seal(b"secret", "ctx")));
         let forgotten = SecretBox::from_material(&material("k3", "seed-three-that-is-long-enough-000000"));
         assert_eq!(forgotten.open(&sealed, "ctx"), None);
     }

@@ -52,11 +52,7 @@ pub fn enrollment(secret: &[u8], issuer: &str, account: &str) -> Result<Enrollme
         .map_err(|error| TotpError(format!("{error:?}")))?;
     let url = totp.to_url().map_err(|error| TotpError(format!("{error:?}")))?;
     let qr = totp.to_qr_base64().map_err(|error| TotpError(format!("{error:?}")))?;
-    Ok(Enrollment {
-        secret_base32: totp.secret().to_base32(),
-        url,
-        qr_png: format!("data:image/png;base64,{qr}"),
-    })
+    Ok(Enrollment { secret_base32: totp.secret().to_base32(), url, qr_png: format!("data:image/png;base64,{qr}") })
 }
 
 /// The time step (Unix time / 30) whose code is `code`, within one step of `now`.

@@ -97,8 +97,9 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::InvalidAccessToken => {
                 Self::unauthenticated(message)
             }
-            AuthError::MfaRequired { methods } => Self::unauthenticated(message)
-                .with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods })),
+            AuthError::MfaRequired { methods } => {
+                Self::unauthenticated(message).with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods }))
+            }
             AuthError::InvalidSecondFactor => reason(ErrorCode::Unauthenticated, "INVALID_SECOND_FACTOR"),
             AuthError::Incorrect { field } => Self::new(ErrorCode::PermissionDenied, message)
                 .with_detail(json!({ "field": field, "reason": "INCORRECT" })),

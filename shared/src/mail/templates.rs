@@ -57,7 +57,9 @@ impl Templates {
             Mail::EmailCode { code, valid_minutes } => Draft {
                 subject: format!("Your {product} sign-in code"),
                 paragraphs: vec![
-                    format!("Use this code to sign in to {product}. It is valid for {valid_minutes} minutes and works once."),
+                    format!(
+                        "Use this code to sign in to {product}. It is valid for {valid_minutes} minutes and works once."
+                    ),
                     "If you did not ask for it, ignore this message: nobody can use it without your password.".into(),
                 ],
                 highlight: Some(Highlight::Code(code.to_owned())),
@@ -65,7 +67,9 @@ impl Templates {
             Mail::PasswordReset { token, valid_minutes } => Draft {
                 subject: format!("Reset your {product} password"),
                 paragraphs: vec![
-                    format!("Somebody asked to reset the password of your {product} account. The link is valid for {valid_minutes} minutes and works once."),
+                    format!(
+                        "Somebody asked to reset the password of your {product} account. The link is valid for {valid_minutes} minutes and works once."
+                    ),
                     "If it was not you, ignore this message: your password stays as it is.".into(),
                 ],
                 // In the fragment, so the token never reaches a server log or a Referer header.
@@ -86,17 +90,35 @@ impl Templates {
             },
             Mail::Notice(notice) => {
                 let (subject, what) = match notice {
-                    Notice::PasswordChanged => ("Your password was changed", "The password of your account was changed.".to_owned()),
-                    Notice::TotpEnabled => ("Authenticator app sign-in turned on", "An authenticator app (TOTP) is now a second factor of your account.".to_owned()),
-                    Notice::TotpDisabled => ("Authenticator app sign-in turned off", "The authenticator app (TOTP) is no longer a second factor of your account.".to_owned()),
-                    Notice::EmailCodesEnabled => ("Email codes turned on", "Sign-in now asks for a code sent to this address.".to_owned()),
-                    Notice::EmailCodesDisabled => ("Email codes turned off", "Sign-in no longer asks for a code sent to this address.".to_owned()),
+                    Notice::PasswordChanged => {
+                        ("Your password was changed", "The password of your account was changed.".to_owned())
+                    }
+                    Notice::TotpEnabled => (
+                        "Authenticator app sign-in turned on",
+                        "An authenticator app (TOTP) is now a second factor of your account.".to_owned(),
+                    ),
+                    Notice::TotpDisabled => (
+                        "Authenticator app sign-in turned off",
+                        "The authenticator app (TOTP) is no longer a second factor of your account.".to_owned(),
+                    ),
+                    Notice::EmailCodesEnabled => {
+                        ("Email codes turned on", "Sign-in now asks for a code sent to this address.".to_owned())
+                    }
+                    Notice::EmailCodesDisabled => {
+                        ("Email codes turned off", "Sign-in no longer asks for a code sent to this address.".to_owned())
+                    }
                     Notice::RecoveryCodeUsed { remaining } => (
                         "A recovery code was used",
-                        format!("A recovery code was used to sign in to your account. {remaining} unused recovery codes remain."),
+                        format!(
+                            "A recovery code was used to sign in to your account. {remaining} unused recovery codes remain."
+                        ),
                     ),
                 };
-                Draft { subject: format!("{product}: {subject}"), paragraphs: vec![what, NOT_YOU.into()], highlight: None }
+                Draft {
+                    subject: format!("{product}: {subject}"),
+                    paragraphs: vec![what, NOT_YOU.into()],
+                    highlight: None,
+                }
             }
         };
         self.finish(to, draft)
@@ -116,7 +138,10 @@ impl Templates {
         match &draft.highlight {
             Some(Highlight::Code(code)) => {
                 text.push_str(&format!("    {code}\n\n"));
-                html.push_str(&format!("<p style=\"font-size: 28px; letter-spacing: 4px\"><strong>{}</strong></p>", escape(code)));
+                html.push_str(&format!(
+                    "<p style=\"font-size: 28px; letter-spacing: 4px\"><strong>{}</strong></p>",
+                    escape(code)
+                ));
             }
             Some(Highlight::Link { url, label }) => {
                 text.push_str(&format!("{label}: {url}\n\n"));

@@ -96,7 +96,8 @@ impl UserRepo {
         if let Some(phone) = &user.phone {
             guards.push((UniqueField::Phone, phone.as_str().to_owned()));
         }
-        let record = StoredUser { user: user.clone(), password_hash, second_factors: SecondFactors::default(), version: 0 };
+        let record =
+            StoredUser { user: user.clone(), password_hash, second_factors: SecondFactors::default(), version: 0 };
         let mut writes = vec![Write::put(to_item(user_key(user.id), &record)?, Condition::NotExists)];
         for (field, canonical) in &guards {
             let guard = Item {

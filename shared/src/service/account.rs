@@ -14,6 +14,9 @@ use crate::mail::templates::{Mail, Notice};
 use crate::repo::{OneTimeSecret, OneTimeSecretRepo, Purpose, RepoError, StoredUser};
 
 const RESET_VALID_MINUTES: i64 = 30;
+/// A code or link asked for again within this time is not sent again (the first one still
+/// works), so the unauthenticated mail routes cannot be used to flood somebody's inbox.
+const RESEND_AFTER_SECONDS: i64 = 60;
 const VERIFICATION_VALID_HOURS: i64 = 24;
 
 impl AuthService {
@@ -23,7 +26,11 @@ impl AuthService {
         self.uniformly(async {
             let identifier = crate::domain::LoginIdentifier::Email(email);
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            if !stored.user.is_active() || stored.password_hash.is_none() {
+            let now = now().unix_timestamp();
+            if !stored.user.is_active()
+                || stored.password_hash.is_none()
+                || self.recently_sent(&stored.user, Purpose::PasswordReset, now).await?
+            {
                 return Ok(());
             }
             let token = self.issue_link(&stored.user, Purpose::PasswordReset, RESET_VALID_MINUTES * 60).await?;
@@ -94,6 +101,12 @@ impl AuthService {
         self.send(&user.email, Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS }).await
     }
 
+    /// Whether a still-valid secret of `purpose` was sent to the user within the last minute.
+    pub(super) async fn recently_sent(&self, user: &User, purpose: Purpose, now: i64) -> Result<bool, AuthError> {
+        let previous = self.secrets.get(user.id, purpose).await?;
+        Ok(previous.is_some_and(|secret| secret.expires_at > now && now - secret.issued_at < RESEND_AFTER_SECONDS))
+    }
+
     /// Stores a fresh link secret for `purpose` (replacing any earlier one) and returns the
     /// token to put in the link.
     async fn issue_link(&self, user: &User, purpose: Purpose, valid_seconds: i64) -> Result<String, AuthError> {
@@ -142,7 +155,12 @@ impl AuthService {
 
     /// Saves the account change and spends the link secret in one transaction. If that fails,
     /// either the link was spent meanwhile (`LinkNotFound`) or the account changed (`Aborted`).
-    async fn save_redeemed(&self, stored: &StoredUser, purpose: Purpose, secret: &OneTimeSecret) -> Result<(), AuthError> {
+    async fn save_redeemed(
+        &self,
+        stored: &StoredUser,
+        purpose: Purpose,
+        secret: &OneTimeSecret,
+    ) -> Result<(), AuthError> {
         let spend = OneTimeSecretRepo::consume(stored.user.id, purpose, &secret.hash);
         match self.users.save(stored, vec![spend]).await {
             Err(RepoError::Conflict) => match self.secrets.get(stored.user.id, purpose).await? {

@@ -20,8 +20,7 @@ use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Usern
 use crate::mail::templates::{Mail, Notice, Templates};
 use crate::mail::{Mailer, Sender};
 use crate::repo::{
-    CounterRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField,
-    UserRepo,
+    CounterRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField, UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 

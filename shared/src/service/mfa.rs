@@ -13,9 +13,6 @@ use crate::repo::{OneTimeSecret, Purpose, RepoError, StoredUser, TotpFactor};
 const EMAIL_CODE_DIGITS: u32 = 6;
 const EMAIL_CODE_VALID_MINUTES: i64 = 10;
 const EMAIL_CODE_MAX_WRONG_GUESSES: u32 = 5;
-/// A code asked for again within this time is not re-sent (the first one still works), so the
-/// endpoint cannot be used to flood somebody's inbox.
-const EMAIL_CODE_RESEND_SECONDS: i64 = 60;
 const RECOVERY_CODES: usize = 10;
 
 impl AuthService {
@@ -26,9 +23,7 @@ impl AuthService {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
             let user = &stored.user;
             let now = now().unix_timestamp();
-            let previous = self.secrets.get(user.id, Purpose::EmailCode).await?;
-            let recent = previous.is_some_and(|code| code.expires_at > now && now - code.issued_at < EMAIL_CODE_RESEND_SECONDS);
-            if !user.is_active() || recent {
+            if !user.is_active() || self.recently_sent(user, Purpose::EmailCode, now).await? {
                 return Ok(());
             }
             let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
@@ -73,7 +68,12 @@ impl AuthService {
 
     /// Step two of TOTP: a code from the app proves it holds the secret; TOTP becomes active
     /// and a fresh set of recovery codes is returned (the only time they are shown).
-    pub async fn confirm_totp(&self, principal: &Principal, code: &str, origin: &Origin) -> Result<Vec<String>, AuthError> {
+    pub async fn confirm_totp(
+        &self,
+        principal: &Principal,
+        code: &str,
+        origin: &Origin,
+    ) -> Result<Vec<String>, AuthError> {
         let mut stored = self.stored(principal).await?;
         if stored.second_factors.totp.is_some() {
             return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
@@ -87,7 +87,8 @@ impl AuthService {
             return Err(self.failed(origin, AuthError::Incorrect { field: "totp_code" }).await);
         };
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| secrets::generate_recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|code| secrets::hash(&secrets::normalize_recovery_code(code))).collect();
+        let hashes: Vec<String> =
+            codes.iter().map(|code| secrets::hash(&secrets::normalize_recovery_code(code))).collect();
         let writes = self.recovery_codes.replace_all(stored.user.id, &hashes).await?;
         stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
         self.users.save(&stored, writes).await?;
@@ -191,8 +192,14 @@ impl AuthService {
         if step <= factor.last_step {
             return Ok(false);
         }
+        // A secret sealed before a key rotation is sealed again with the active key, so the
+        // retired key can eventually be dropped.
+        let sealed_secret = match self.secret_box.is_current(&factor.sealed_secret) {
+            true => factor.sealed_secret.clone(),
+            false => self.secret_box.seal(&secret, &stored.user.id.to_string()),
+        };
         let mut advanced = stored.clone();
-        advanced.second_factors.totp = Some(TotpFactor { last_step: step, ..factor.clone() });
+        advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step });
         match self.users.save(&advanced, vec![]).await {
             Ok(()) => Ok(true),
             Err(RepoError::Conflict) => Ok(false),
@@ -209,7 +216,8 @@ impl AuthService {
         if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
             return Ok(self.secrets.spend(user.id, Purpose::EmailCode, &secret.hash).await?);
         }
-        match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret, EMAIL_CODE_MAX_WRONG_GUESSES).await {
+        match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret, EMAIL_CODE_MAX_WRONG_GUESSES).await
+        {
             Ok(()) | Err(RepoError::Conflict) => Ok(false),
             Err(error) => Err(error.into()),
         }

@@ -100,9 +100,10 @@ impl Throttle {
 
     fn limits(&self, subject: &Subject) -> Limits {
         match subject {
-            Subject::Address(_) => {
-                Limits { free_failures: self.policy.ip_free_failures, max_per_window: self.policy.ip_max_failures_per_hour }
-            }
+            Subject::Address(_) => Limits {
+                free_failures: self.policy.ip_free_failures,
+                max_per_window: self.policy.ip_max_failures_per_hour,
+            },
             _ => Limits {
                 free_failures: self.policy.account_free_failures,
                 max_per_window: self.policy.account_max_failures_per_hour,

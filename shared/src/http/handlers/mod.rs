@@ -74,7 +74,10 @@ fn typed_password(field: &str, raw: String) -> Result<String, ApiError> {
         return Err(ApiError::invalid_field(field, "must not be empty"));
     }
     if raw.chars().count() > PasswordPolicy::MAX_CHARS {
-        return Err(ApiError::invalid_field(field, format!("must be at most {} characters", PasswordPolicy::MAX_CHARS)));
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {} characters", PasswordPolicy::MAX_CHARS),
+        ));
     }
     Ok(raw)
 }
@@ -131,7 +134,9 @@ pub async fn login(
     let second_factor = match (request.totp_code, request.recovery_code, request.email_code) {
         (None, None, None) => None,
         (Some(code), None, None) => Some(SecondFactor::Totp(six_digits("totp_code", &code)?)),
-        (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => Some(SecondFactor::RecoveryCode(code)),
+        (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => {
+            Some(SecondFactor::RecoveryCode(code))
+        }
         (None, Some(_), None) => return Err(ApiError::invalid_field("recovery_code", "must be a recovery code")),
         (None, None, Some(code)) => Some(SecondFactor::EmailCode(six_digits("email_code", &code)?)),
         _ => {
