@@ -184,7 +184,7 @@ async fn signing_keys_load_from_the_secret_the_template_generates() {
 async fn lockout_counts_the_source_ip_of_api_gateway_events() {
     let (store, _guard) = fresh_store(Backend::Embedded).await;
     let outbox = tempfile::tempdir().unwrap();
-    let lockout = latchkey::config::LockoutPolicy { ip_free_failures: 3, ..Default::default() };
+    let lockout = latchkey::config::LockoutPolicy { ip_max_failures_per_hour: 4, ..Default::default() };
     let config = latchkey::config::Config { lockout, ..test_config() };
     let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
     let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer)).unwrap();

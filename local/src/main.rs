@@ -1,16 +1,24 @@
-//! `latchkey-local`: every Latchkey route on one port, on the embedded store, no AWS needed.
+//! `latchkey-local`: every Latchkey route on one port, on the embedded store, no AWS needed;
+//! and `latchkey-local admin ...`, which makes the first admin of a store (local or DynamoDB).
 
+use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
 use latchkey::config::Config;
+use latchkey::domain::{Email, Password};
 use latchkey::http::{Function, router};
+use latchkey::service::AdminBootstrap;
+use latchkey::store::ItemStore;
 
 #[derive(Parser)]
 #[command(version, about)]
-struct Args {
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
@@ -19,15 +27,50 @@ struct Args {
     data_dir: PathBuf,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Create or promote admins. There are no default accounts: this is how the first admin is made.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an account with the admin role. The password is read from LATCHKEY_ADMIN_PASSWORD
+    /// if set, else from standard input.
+    Create(Target),
+    /// Give an existing account the admin role.
+    Grant(Target),
+}
+
+#[derive(Args)]
+struct Target {
+    /// The account's email address.
+    #[arg(long)]
+    email: String,
+    /// The DynamoDB table of a deployed stack (AWS credentials and region from the usual
+    /// environment), instead of the local data directory.
+    #[arg(long, env = "LATCHKEY_TABLE")]
+    table: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     latchkey::http::logging::init_tracing();
-    let args = Args::parse();
+    let cli = Cli::parse();
     let config = Config::from_env()?;
-    let state = latchkey::app::embedded_state(config, &args.data_dir)?;
-    let listener =
-        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "latchkey-local is serving");
+    match cli.command {
+        None => serve(config, cli.addr, cli.data_dir).await,
+        Some(Command::Admin { action }) => admin(config, action, cli.data_dir).await,
+    }
+}
+
+async fn serve(config: Config, addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+    let state = latchkey::app::embedded_state(config, &data_dir)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "latchkey-local is serving");
     // The peer address is what per-address throttling counts.
     let app = router(&Function::ALL, state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -36,4 +79,49 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+async fn admin(config: Config, action: AdminAction, data_dir: PathBuf) -> anyhow::Result<()> {
+    let (AdminAction::Create(target) | AdminAction::Grant(target)) = &action;
+    let email = Email::parse(&target.email).map_err(|error| anyhow::anyhow!("--email {}: {error}", target.email))?;
+    let store: Arc<dyn ItemStore> = match &target.table {
+        Some(table) => {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            Arc::new(latchkey::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table))
+        }
+        None => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+            Arc::new(latchkey::store::embedded::EmbeddedStore::open(&data_dir.join("latchkey.redb"))?)
+        }
+    };
+    let bootstrap = AdminBootstrap::new(store, &config)?;
+    let user = match action {
+        AdminAction::Create(_) => {
+            let password = Password::new(read_password()?, config.password_policy)
+                .map_err(|error| anyhow::anyhow!("the password {error}"))?;
+            bootstrap.create(email, password).await?
+        }
+        AdminAction::Grant(_) => bootstrap.grant(email).await?,
+    };
+    println!("{} ({}) is an admin", user.email, user.id);
+    Ok(())
+}
+
+/// The new admin's password: from LATCHKEY_ADMIN_PASSWORD (for scripts), else one line of
+/// standard input, read without echo when it is a terminal.
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("LATCHKEY_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password("Password for the new admin: ")?);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password: set LATCHKEY_ADMIN_PASSWORD or write it to standard input");
+    }
+    Ok(password)
 }

@@ -29,6 +29,10 @@ pub struct Config {
     /// The least time, in milliseconds, that email-code and forgot-password requests take,
     /// so that sending mail to a real account does not answer slower than an unknown one.
     pub uniform_response_ms: u64,
+    /// How long one process reuses the user directory it read for `GET /v1/users`.
+    pub directory_cache_seconds: u64,
+    /// The most friends an account may have.
+    pub max_friends: u64,
 }
 
 /// Brute-force limits: failures beyond `free_failures` within an hour lock the subject for a
@@ -76,6 +80,8 @@ impl Default for Config {
             require_email_codes: false,
             lockout: LockoutPolicy::default(),
             uniform_response_ms: 400,
+            directory_cache_seconds: 10,
+            max_friends: 1000,
         }
     }
 }
@@ -162,6 +168,12 @@ impl Config {
                 )?,
             },
             uniform_response_ms: number("LATCHKEY_UNIFORM_RESPONSE_MS", defaults.uniform_response_ms as i64, 0)? as u64,
+            directory_cache_seconds: number(
+                "LATCHKEY_DIRECTORY_CACHE_SECONDS",
+                defaults.directory_cache_seconds as i64,
+                0,
+            )? as u64,
+            max_friends: number("LATCHKEY_MAX_FRIENDS", defaults.max_friends as i64, 1)? as u64,
         })
     }
 }

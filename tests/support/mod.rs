@@ -33,6 +33,8 @@ pub fn test_config() -> Config {
     Config {
         argon2: Argon2Settings { memory_kib: 256, iterations: 1, parallelism: 1 },
         uniform_response_ms: 100,
+        // Tests list users right after changing them.
+        directory_cache_seconds: 0,
         ..Config::default()
     }
 }
@@ -321,8 +323,29 @@ impl TestServer {
     }
 
     pub async fn put_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
-        let request = self.client.put(self.url(path)).bearer_auth(access_token).json(&body);
+        self.send_authorized(reqwest::Method::PUT, path, access_token, Some(body)).await
+    }
+
+    pub async fn patch_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
+        self.send_authorized(reqwest::Method::PATCH, path, access_token, Some(body)).await
+    }
+
+    pub async fn delete_authorized(&self, path: &str, access_token: &str, body: Option<Value>) -> Reply {
+        self.send_authorized(reqwest::Method::DELETE, path, access_token, body).await
+    }
+
+    async fn send_authorized(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// Gives the account of `email` the admin role, as `latchkey-local admin grant` does.
+    pub async fn make_admin(&self, email: &str) {
+        let bootstrap = latchkey::service::AdminBootstrap::new(Arc::clone(&self.store), &test_config()).unwrap();
+        bootstrap.grant(latchkey::domain::Email::parse(email).unwrap()).await.expect("grant admin");
     }
 
     /// Registers `email` with the standard test password; panics unless it succeeds.

@@ -3,5 +3,5 @@
 mod user;
 mod values;
 
-pub use user::{Role, User, UserId, UserStatus, UserType};
-pub use values::{Email, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Phone, Username};
+pub use user::{PublicProfile, Role, User, UserId, UserStatus, UserType};
+pub use values::{Email, Extra, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, Username};

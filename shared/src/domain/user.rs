@@ -79,6 +79,16 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
+/// What any signed-in user may see of another: never the email, phone or role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublicProfile {
+    pub id: UserId,
+    pub username: Option<Username>,
+    pub avatar: Option<String>,
+    /// True while the user has a live session.
+    pub is_connected: bool,
+}
+
 impl User {
     /// A fresh password account.
     pub fn new_email_user(email: Email, username: Option<Username>, phone: Option<Phone>, now: OffsetDateTime) -> Self {
@@ -100,5 +110,13 @@ impl User {
 
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Normal
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn public_profile(&self, is_connected: bool) -> PublicProfile {
+        PublicProfile { id: self.id, username: self.username.clone(), avatar: self.avatar.clone(), is_connected }
     }
 }

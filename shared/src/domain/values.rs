@@ -163,6 +163,57 @@ impl fmt::Debug for Password {
     }
 }
 
+/// A search pattern for user listings: a regular expression for the `regex` crate, whose
+/// matching is linear in the input, with a cap on the compiled size so no pattern can stall
+/// the function.
+#[derive(Debug, Clone)]
+pub struct Pattern(Regex);
+
+impl Pattern {
+    pub const MAX_LEN: usize = 256;
+    const COMPILED_LIMIT: usize = 256 * 1024;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.len() > Self::MAX_LEN {
+            return Err(invalid(format!("must be at most {} characters", Self::MAX_LEN)));
+        }
+        regex::RegexBuilder::new(raw)
+            .size_limit(Self::COMPILED_LIMIT)
+            .dfa_size_limit(Self::COMPILED_LIMIT)
+            .build()
+            .map(Self)
+            .map_err(|error| match error {
+                regex::Error::CompiledTooBig(_) => invalid("is too complex"),
+                _ => invalid("is not a valid regular expression"),
+            })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+/// The free-form `extra` object of a profile: a JSON object of at most 4 KiB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra(serde_json::Map<String, serde_json::Value>);
+
+impl Extra {
+    pub const MAX_BYTES: usize = 4096;
+
+    pub fn parse(value: serde_json::Value) -> Result<Self, InvalidValue> {
+        let serde_json::Value::Object(object) = value else { return Err(invalid("must be a JSON object")) };
+        let size = serde_json::to_vec(&object).map_or(usize::MAX, |bytes| bytes.len());
+        if size > Self::MAX_BYTES {
+            return Err(invalid(format!("must be at most {} bytes of JSON, not {size}", Self::MAX_BYTES)));
+        }
+        Ok(Self(object))
+    }
+
+    pub fn into_inner(self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
+    }
+}
+
 /// The one identifier a login names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginIdentifier {
@@ -222,6 +273,21 @@ mod tests {
         assert!(Password::new("pässwörd".into(), policy).is_ok());
         assert!(Password::new("é".repeat(128), policy).is_ok());
         assert!(Password::new("é".repeat(129), policy).is_err());
+    }
+
+    #[test]
+    fn patterns_must_compile_small_and_short() {
+        assert!(Pattern::parse("^ada").unwrap().is_match("ada_l"));
+        assert!(Pattern::parse("(").is_err());
+        assert!(Pattern::parse(&"a".repeat(257)).is_err());
+        assert_eq!(Pattern::parse(r"\w{1000}\w{1000}").unwrap_err().0, "is too complex");
+    }
+
+    #[test]
+    fn extra_is_an_object_of_at_most_4_kib() {
+        assert!(Extra::parse(serde_json::json!({"theme": "dark"})).is_ok());
+        assert!(Extra::parse(serde_json::json!(["not", "an", "object"])).is_err());
+        assert!(Extra::parse(serde_json::json!({"blob": "x".repeat(4096)})).is_err());
     }
 
     #[test]

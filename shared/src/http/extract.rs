@@ -115,3 +115,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
         Ok(Self(Origin { ip }))
     }
 }
+
+/// Query parameters whose errors are the documented JSON error.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(params)) => Ok(Self(params)),
+            Err(rejection) => Err(ApiError::new(ErrorCode::InvalidArgument, rejection.body_text())),
+        }
+    }
+}

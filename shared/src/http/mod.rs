@@ -39,6 +39,7 @@ pub enum Function {
     Totp,
     Password,
     Email,
+    Friends,
 }
 
 pub struct Route {
@@ -60,10 +61,18 @@ impl Route {
     fn put<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
         Self { method: Method::PUT, path, handler: routing::put(handler) }
     }
+
+    fn patch<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self { method: Method::PATCH, path, handler: routing::patch(handler) }
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self { method: Method::DELETE, path, handler: routing::delete(handler) }
+    }
 }
 
 impl Function {
-    pub const ALL: [Function; 9] = [
+    pub const ALL: [Function; 10] = [
         Self::Register,
         Self::Login,
         Self::Refresh,
@@ -73,6 +82,7 @@ impl Function {
         Self::Totp,
         Self::Password,
         Self::Email,
+        Self::Friends,
     ];
 
     /// The crate under `functions/` and the function's name in `template.yaml`.
@@ -87,6 +97,7 @@ impl Function {
             Self::Totp => "totp",
             Self::Password => "password",
             Self::Email => "email",
+            Self::Friends => "friends",
         }
     }
 
@@ -99,9 +110,16 @@ impl Function {
                 Route::post("/v1/auth/logout", handlers::logout),
                 Route::post("/v1/auth/logout-all", handlers::logout_all),
             ],
-            Self::Users => {
-                vec![Route::get("/v1/users/me", handlers::me), Route::get("/v1/auth/status", handlers::status)]
-            }
+            Self::Users => vec![
+                Route::get("/v1/users/me", handlers::me),
+                Route::patch("/v1/users/me", handlers::update_me),
+                Route::delete("/v1/users/me", handlers::delete_me),
+                Route::get("/v1/auth/status", handlers::status),
+                Route::get("/v1/users", handlers::list_users),
+                Route::get("/v1/users/{id}", handlers::get_user),
+                Route::patch("/v1/users/{id}", handlers::administer_user),
+                Route::delete("/v1/users/{id}", handlers::delete_user),
+            ],
             Self::Tokens => vec![
                 Route::get("/.well-known/jwks.json", handlers::jwks),
                 Route::post("/v1/auth/introspect", handlers::introspect),
@@ -121,6 +139,11 @@ impl Function {
                 Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
                 Route::post("/v1/auth/email/verify", handlers::verify_email),
                 Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),
+            ],
+            Self::Friends => vec![
+                Route::get("/v1/users/me/friends", handlers::list_friends),
+                Route::put("/v1/users/me/friends/{username}", handlers::add_friend),
+                Route::delete("/v1/users/me/friends/{username}", handlers::remove_friend),
             ],
         }
     }

@@ -13,22 +13,28 @@
 //! | one-time secret   | `USER#<id>`          | `SECRET#<purpose>` |
 //! | recovery code     | `USER#<id>`          | `RECOVERY#<sha256>`|
 //! | failure counter   | `THROTTLE#<subject>` | `COUNTER`          |
+//! | directory entry   | `DIRECTORY`          | `<created ns>#<id>`|
+//! | admin count       | `ADMINS`             | `COUNT`            |
+//! | friend            | `USER#<id>`          | `FRIEND#<id>`      |
+//! | friend count      | `USER#<id>`          | `FRIENDS`          |
 
 mod counters;
+mod friends;
 mod secrets;
 mod sessions;
 mod users;
 
 pub use counters::{CounterRepo, FailureCounter};
+pub use friends::{FriendRepo, FriendshipChange};
 pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
-pub use users::{SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
+pub use users::{DirectoryEntry, SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::store::{Item, Key, StoreError};
+use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -39,6 +45,24 @@ pub enum RepoError {
     Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The write that moves a count item from `seen` to `count`, only if it still holds `seen`
+/// (no item counts as 0, and a count of 0 is stored as no item).
+fn count_write(key: Key, seen: u64, count: u64) -> Write {
+    let condition = match seen {
+        0 => Condition::NotExists,
+        seen => Condition::AttributeEquals("count", seen.into()),
+    };
+    match count {
+        0 => Write::delete(key, condition),
+        count => Write::put(Item { key, attributes: Map::from_iter([("count".to_owned(), count.into())]) }, condition),
+    }
+}
+
+async fn read_count(store: &dyn ItemStore, key: &Key) -> Result<u64, RepoError> {
+    let item = store.get(key).await?;
+    Ok(item.and_then(|item| item.attributes.get("count").and_then(Value::as_u64)).unwrap_or(0))
 }
 
 fn to_item<T: Serialize>(key: Key, record: &T) -> Result<Item, StoreError> {

@@ -95,6 +95,12 @@ impl SessionRepo {
         Ok(self.store.write(vec![Write::delete(session_key(user_id, sid), Condition::Always)]).await?)
     }
 
+    /// Whether the user has a login that has not ended or expired.
+    pub async fn has_live_session(&self, user_id: UserId, now: i64) -> Result<bool, RepoError> {
+        let sessions = self.store.query(&format!("USER#{user_id}"), "SESSION#").await?;
+        Ok(sessions.into_iter().any(|item| item.attributes.get("expires_at").and_then(|v| v.as_i64()) > Some(now)))
+    }
+
     /// Ends every login of the user but `keep`; answers how many were ended.
     pub async fn delete_all(&self, user_id: UserId, keep: Option<Uuid>) -> Result<usize, RepoError> {
         let kept = keep.map(|sid| session_key(user_id, sid));

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{RepoError, from_item, to_item};
-use crate::domain::{LoginIdentifier, User, UserId};
+use super::{RepoError, count_write, from_item, read_count, to_item};
+use crate::domain::{Email, LoginIdentifier, User, UserId, UserStatus, Username};
 use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 
 /// The values no two accounts may share.
@@ -73,6 +73,52 @@ fn guard_key(field: UniqueField, canonical: &str) -> Key {
     Key::new(format!("{prefix}#{canonical}"), "UNIQUE")
 }
 
+fn guard_item(field: UniqueField, canonical: &str, owner: UserId) -> Item {
+    Item { key: guard_key(field, canonical), attributes: object(json!({ "user_id": owner })) }
+}
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// The values no two accounts may share, in their canonical form.
+fn unique_values(user: &User) -> Vec<(UniqueField, String)> {
+    let mut values = vec![(UniqueField::Email, user.email.as_str().to_owned())];
+    if let Some(username) = &user.username {
+        values.push((UniqueField::Username, username.canonical()));
+    }
+    if let Some(phone) = &user.phone {
+        values.push((UniqueField::Phone, phone.as_str().to_owned()));
+    }
+    values
+}
+
+/// The partition that lists every account, in creation order: what `GET /v1/users` filters.
+const DIRECTORY: &str = "DIRECTORY";
+
+fn directory_key(user: &User) -> Key {
+    Key::new(DIRECTORY, format!("{:020}#{}", user.created_at.unix_timestamp_nanos(), user.id))
+}
+
+fn admin_count_key() -> Key {
+    Key::new("ADMINS", "COUNT")
+}
+
+/// What the directory keeps of an account: enough to filter by name and email and to order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    pub id: UserId,
+    pub username: Option<Username>,
+    pub email: Email,
+    pub status: UserStatus,
+}
+
+impl DirectoryEntry {
+    fn of(user: &User) -> Self {
+        Self { id: user.id, username: user.username.clone(), email: user.email.clone(), status: user.status }
+    }
+}
+
 fn identifier_key(identifier: &LoginIdentifier) -> Key {
     match identifier {
         LoginIdentifier::Email(email) => guard_key(UniqueField::Email, email.as_str()),
@@ -86,29 +132,32 @@ impl UserRepo {
         Self { store }
     }
 
-    /// Writes the user and one guard item per unique value in one transaction: either the
-    /// account exists with all its values reserved, or nothing was written.
-    pub async fn create(&self, user: &User, password_hash: Option<String>) -> Result<(), RepoError> {
-        let mut guards = vec![(UniqueField::Email, user.email.as_str().to_owned())];
-        if let Some(username) = &user.username {
-            guards.push((UniqueField::Username, username.canonical()));
-        }
-        if let Some(phone) = &user.phone {
-            guards.push((UniqueField::Phone, phone.as_str().to_owned()));
-        }
+    /// The writes that create a user: the record, one guard item per unique value and the
+    /// directory entry, each on the condition that it does not exist yet. Applied together,
+    /// either the account exists with all its values reserved, or nothing was written.
+    pub fn creation_writes(user: &User, password_hash: Option<String>) -> Result<Vec<Write>, StoreError> {
         let record =
             StoredUser { user: user.clone(), password_hash, second_factors: SecondFactors::default(), version: 0 };
         let mut writes = vec![Write::put(to_item(user_key(user.id), &record)?, Condition::NotExists)];
-        for (field, canonical) in &guards {
-            let guard = Item {
-                key: guard_key(*field, canonical),
-                attributes: json!({ "user_id": user.id }).as_object().cloned().unwrap_or_default(),
-            };
-            writes.push(Write::put(guard, Condition::NotExists));
+        for (field, canonical) in unique_values(user) {
+            writes.push(Write::put(guard_item(field, &canonical, user.id), Condition::NotExists));
         }
+        writes.push(Write::put(to_item(directory_key(user), &DirectoryEntry::of(user))?, Condition::NotExists));
+        Ok(writes)
+    }
+
+    /// Creates the user together with `also`. A taken unique value is `Taken`; any other
+    /// failed condition (of `also`) is `Conflict`.
+    pub async fn create(&self, user: &User, password_hash: Option<String>, also: Vec<Write>) -> Result<(), RepoError> {
+        let guards = unique_values(user);
+        let mut writes = Self::creation_writes(user, password_hash)?;
+        writes.extend(also);
         match self.store.write(writes).await {
             Ok(()) => Ok(()),
-            Err(StoreError::ConditionFailed { write }) if write >= 1 => Err(RepoError::Taken(guards[write - 1].0)),
+            Err(StoreError::ConditionFailed { write }) if (1..=guards.len()).contains(&write) => {
+                Err(RepoError::Taken(guards[write - 1].0))
+            }
+            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
             Err(error) => Err(error.into()),
         }
     }
@@ -116,6 +165,49 @@ impl UserRepo {
     /// Stores `stored` (as changed by the caller) if nobody updated it since it was read, together
     /// with `also`: all or nothing. `RepoError::Conflict` when any condition fails.
     pub async fn save(&self, stored: &StoredUser, also: Vec<Write>) -> Result<(), RepoError> {
+        match self.store.write(Self::save_writes(stored, also)?).await {
+            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
+            other => Ok(other?),
+        }
+    }
+
+    /// Like `save`, for changes to what other records mirror: unique values (whose guard items
+    /// are swapped in the same transaction, so a taken value is `Taken` and changes nothing),
+    /// and what the directory lists. A withdrawn account releases its values and leaves the
+    /// directory.
+    pub async fn save_profile(&self, before: &User, after: &StoredUser, also: Vec<Write>) -> Result<(), RepoError> {
+        let withdrawn = after.user.status == UserStatus::Withdrawn;
+        let old: Vec<(UniqueField, String)> = unique_values(before);
+        let new: Vec<(UniqueField, String)> = if withdrawn { Vec::new() } else { unique_values(&after.user) };
+        let mut writes = Vec::new();
+        for released in old.iter().filter(|value| !new.contains(value)) {
+            let owned = Condition::AttributeEquals("user_id", json!(before.id));
+            writes.push(Write::delete(guard_key(released.0, &released.1), owned));
+        }
+        let mut claimed = Vec::new();
+        for value in new.iter().filter(|value| !old.contains(value)) {
+            claimed.push((writes.len() + 1, value.0));
+            writes.push(Write::put(guard_item(value.0, &value.1, before.id), Condition::NotExists));
+        }
+        let entry = directory_key(&after.user);
+        writes.push(match withdrawn {
+            true => Write::delete(entry, Condition::Always),
+            false => Write::put(to_item(entry, &DirectoryEntry::of(&after.user))?, Condition::Always),
+        });
+        writes.extend(also);
+        match self.store.write(Self::save_writes(after, writes)?).await {
+            Err(StoreError::ConditionFailed { write }) => {
+                match claimed.iter().find(|(position, _)| *position == write) {
+                    Some((_, field)) => Err(RepoError::Taken(*field)),
+                    None => Err(RepoError::Conflict),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The compare-and-swap write of the user record, first, then `also`.
+    fn save_writes(stored: &StoredUser, also: Vec<Write>) -> Result<Vec<Write>, StoreError> {
         let mut next = stored.clone();
         next.version += 1;
         next.user.updated_at = time::OffsetDateTime::now_utc();
@@ -124,10 +216,24 @@ impl UserRepo {
             Condition::AttributeEquals("version", stored.version.into()),
         )];
         writes.extend(also);
-        match self.store.write(writes).await {
-            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
-            other => Ok(other?),
-        }
+        Ok(writes)
+    }
+
+    /// Every listed account, oldest first (creation time, then id).
+    pub async fn directory(&self) -> Result<Vec<DirectoryEntry>, RepoError> {
+        let items = self.store.query(DIRECTORY, "").await?;
+        Ok(items.into_iter().map(from_item).collect::<Result<_, _>>()?)
+    }
+
+    /// How many active accounts have the admin role.
+    pub async fn admin_count(&self) -> Result<u64, RepoError> {
+        read_count(self.store.as_ref(), &admin_count_key()).await
+    }
+
+    /// The write that moves the admin count from `seen` to `count`, failing if it moved
+    /// meanwhile: role changes that race are serialised on it, so the last admin stays.
+    pub fn admin_count_write(seen: u64, count: u64) -> Write {
+        count_write(admin_count_key(), seen, count)
     }
 
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<StoredUser>, RepoError> {

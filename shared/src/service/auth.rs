@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::throttle::{Subject, Throttle, ThrottleError};
+use super::users::DirectoryCache;
 use crate::config::Config;
 use crate::crypto::keys::{AccessClaims, KeyError, KeyMaterial, SigningKeys};
 use crate::crypto::passwords::{HashError, PasswordHasher};
@@ -20,7 +21,8 @@ use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Usern
 use crate::mail::templates::{Mail, Notice, Templates};
 use crate::mail::{Mailer, Sender};
 use crate::repo::{
-    CounterRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField, UserRepo,
+    CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField,
+    UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 
@@ -50,6 +52,16 @@ pub enum AuthError {
     LinkNotFound,
     #[error("this {0} is already registered")]
     AlreadyExists(UniqueField),
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("you are friends already")]
+    AlreadyFriends,
+    #[error("you are not friends")]
+    NotFriends,
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0}: is required")]
+    MissingField(&'static str),
     /// The account is not in the state the operation needs.
     #[error("{0}")]
     FailedPrecondition(&'static str),
@@ -166,6 +178,8 @@ pub struct AuthService {
     pub(super) code_mac: CodeMac,
     mailer: Arc<dyn Mailer>,
     templates: Templates,
+    pub(super) directory: DirectoryCache,
+    pub(super) friends: FriendRepo,
     pub(super) config: Config,
 }
 
@@ -185,6 +199,8 @@ impl AuthService {
             sessions: SessionRepo::new(Arc::clone(&store)),
             secrets: OneTimeSecretRepo::new(Arc::clone(&store)),
             recovery_codes: RecoveryCodeRepo::new(Arc::clone(&store)),
+            friends: FriendRepo::new(Arc::clone(&store)),
+            directory: DirectoryCache::new(Duration::from_secs(config.directory_cache_seconds)),
             throttle: Throttle::new(CounterRepo::new(store), config.lockout),
             hasher: PasswordHasher::new(config.argon2)?,
             keys: SigningKeys::from_material(keys, &config.issuer, &config.audience)?,
@@ -204,7 +220,7 @@ impl AuthService {
     pub async fn register(&self, registration: Registration) -> Result<Registered, AuthError> {
         let password_hash = self.hasher.hash(&registration.password).await?;
         let user = User::new_email_user(registration.email, registration.username, registration.phone, now());
-        self.users.create(&user, Some(password_hash)).await?;
+        self.users.create(&user, Some(password_hash), vec![]).await?;
         tracing::info!(user_id = %user.id, "user registered");
         if let Err(error) = self.send_verification(&user).await {
             tracing::error!(user_id = %user.id, %error, "the verification email could not be sent");

@@ -2,10 +2,13 @@
 
 mod account;
 mod auth;
+mod friends;
 mod mfa;
 mod throttle;
+mod users;
 
 pub use auth::{
     AuthError, AuthService, Credentials, Introspection, Origin, Principal, Registered, Registration, SecondFactor,
     TokenPair,
 };
+pub use users::{AdminBootstrap, AdminChanges, Listed, Patch, ProfileChanges, UserPage, UserQuery};

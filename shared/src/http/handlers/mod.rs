@@ -2,9 +2,13 @@
 
 mod account;
 mod mfa;
+mod users;
 
 pub use account::{change_password, forgot_password, resend_verification, reset_password, verify_email};
 pub use mfa::{disable_totp, enable_totp, send_email_code, set_email_codes, verify_totp};
+pub use users::{
+    add_friend, administer_user, delete_me, delete_user, get_user, list_friends, list_users, remove_friend, update_me,
+};
 
 use axum::Json;
 use axum::extract::State;

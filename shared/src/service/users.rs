@@ -1,0 +1,312 @@
+//! Profiles, the user directory, roles and account deletion.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::auth::{AuthError, AuthService, Origin, Principal, now};
+use crate::crypto::passwords::PasswordHasher;
+use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
+use crate::repo::{DirectoryEntry, RepoError, StoredUser, UserRepo};
+
+/// How a field of a partial update changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// Absent keeps the value (with `#[serde(default)]`), `null` clears it, a value sets it.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Patch<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(deserializer)?.map_or(Self::Clear, Self::Set))
+    }
+}
+
+impl<T> Patch<T> {
+    fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Self::Keep => current,
+            Self::Clear => None,
+            Self::Set(value) => Some(value),
+        }
+    }
+}
+
+/// `PATCH /v1/users/me`: what the owner may change.
+#[derive(Debug, Default)]
+pub struct ProfileChanges {
+    pub username: Patch<Username>,
+    pub email: Option<Email>,
+    pub phone: Patch<Phone>,
+    pub extra: Option<Extra>,
+}
+
+/// `PATCH /v1/users/{id}`: what an admin may change.
+#[derive(Debug, Default)]
+pub struct AdminChanges {
+    pub role: Option<Role>,
+    /// `NORMAL` or `DELETED`; withdrawal is the owner's alone.
+    pub status: Option<UserStatus>,
+}
+
+pub struct UserQuery {
+    pub name: Option<Pattern>,
+    pub email: Option<Pattern>,
+    /// 1-based.
+    pub page: usize,
+    pub size: usize,
+}
+
+/// One listed account: the full record for admins, the public profile for everyone else.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Full(User),
+    Public(PublicProfile),
+}
+
+pub struct UserPage {
+    pub users: Vec<Listed>,
+    pub total_count: usize,
+}
+
+/// The directory as last read, shared by the requests of one process for a few seconds: at
+/// 100,000 accounts a full read is ~15 MB, so it is read at most once per `ttl` per container.
+pub(super) struct DirectoryCache {
+    ttl: Duration,
+    cached: tokio::sync::Mutex<Option<(Instant, Arc<Vec<DirectoryEntry>>)>>,
+}
+
+impl DirectoryCache {
+    pub(super) fn new(ttl: Duration) -> Self {
+        Self { ttl, cached: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn entries(&self, users: &UserRepo) -> Result<Arc<Vec<DirectoryEntry>>, RepoError> {
+        // Held across the read, so a burst of requests on a cold cache reads the directory once.
+        let mut cached = self.cached.lock().await;
+        if let Some((read_at, entries)) = cached.as_ref()
+            && read_at.elapsed() < self.ttl
+        {
+            return Ok(Arc::clone(entries));
+        }
+        let entries = Arc::new(users.directory().await?);
+        *cached = Some((Instant::now(), Arc::clone(&entries)));
+        Ok(entries)
+    }
+}
+
+/// Counted by the admin count: an active account with the admin role.
+fn counts_as_admin(user: &User) -> bool {
+    user.is_admin() && user.is_active()
+}
+
+/// A role or status change, keeping the admin count in step (compare-and-swap), so that
+/// concurrent demotions cannot remove the last admin. Retries when the record or the count
+/// moved meanwhile.
+async fn change_account(
+    users: &UserRepo,
+    id: UserId,
+    change: impl Fn(&mut StoredUser),
+) -> Result<(StoredUser, StoredUser), AuthError> {
+    for _ in 0..5 {
+        let before = users.find_by_id(id).await?.ok_or(AuthError::NoSuchUser)?;
+        let mut after = before.clone();
+        change(&mut after);
+        let (was, will) = (counts_as_admin(&before.user), counts_as_admin(&after.user));
+        let mut also = Vec::new();
+        if was != will {
+            let seen = users.admin_count().await?;
+            if was && seen <= 1 {
+                return Err(AuthError::FailedPrecondition("the last admin cannot be demoted, deleted or withdrawn"));
+            }
+            also.push(UserRepo::admin_count_write(seen, if will { seen + 1 } else { seen - 1 }));
+        }
+        match users.save_profile(&before.user, &after, also).await {
+            Ok(()) => return Ok((before, after)),
+            Err(RepoError::Conflict) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(AuthError::Aborted)
+}
+
+impl AuthService {
+    /// `GET /v1/users/{id}`: the caller's own record, or anyone's for an admin.
+    pub async fn user(&self, principal: &Principal, id: UserId) -> Result<User, AuthError> {
+        if id == principal.user.id {
+            return Ok(principal.user.clone());
+        }
+        if !principal.user.is_admin() {
+            return Err(AuthError::PermissionDenied("only admins may read another user's record"));
+        }
+        match self.users.find_by_id(id).await? {
+            Some(stored) if stored.user.is_active() => Ok(stored.user),
+            _ => Err(AuthError::NoSuchUser),
+        }
+    }
+
+    /// `PATCH /v1/users/me`. Unique values are swapped atomically (a taken one is `409` and
+    /// changes nothing); a new email is unverified, needs the current password (ASVS 5.0
+    /// 7.5.1) and is sent a verification link.
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        changes: ProfileChanges,
+        current_password: Option<String>,
+        origin: &Origin,
+    ) -> Result<User, AuthError> {
+        let email_changes = changes.email.as_ref().is_some_and(|email| *email != principal.user.email);
+        let before = match (email_changes, current_password) {
+            (true, None) => return Err(AuthError::MissingField("current_password")),
+            (true, Some(password)) => self.check_password(principal, password, "current_password", origin).await?,
+            (false, _) => self.stored(principal).await?,
+        };
+        let mut after = before.clone();
+        let user = &mut after.user;
+        user.username = changes.username.apply(user.username.take());
+        user.phone = changes.phone.apply(user.phone.take());
+        if let Some(extra) = changes.extra {
+            user.extra = extra.into_inner();
+        }
+        if let Some(email) = changes.email.filter(|_| email_changes) {
+            user.email = email;
+            user.is_email_verified = false;
+        }
+        self.users.save_profile(&before.user, &after, vec![]).await?;
+        if email_changes {
+            self.succeeded(&after.user).await?;
+            if let Err(error) = self.send_verification(&after.user).await {
+                tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
+            }
+        }
+        Ok(after.user)
+    }
+
+    /// `DELETE /v1/users/me`: the account is withdrawn, its sessions end, and its email,
+    /// username and phone are free for new accounts.
+    pub async fn withdraw(&self, principal: &Principal, password: String, origin: &Origin) -> Result<(), AuthError> {
+        self.check_password(principal, password, "password", origin).await?;
+        change_account(&self.users, principal.user.id, |stored| stored.user.status = UserStatus::Withdrawn).await?;
+        self.sessions.delete_all(principal.user.id, None).await?;
+        self.succeeded(&principal.user).await?;
+        tracing::info!(user_id = %principal.user.id, "account withdrawn");
+        Ok(())
+    }
+
+    /// `PATCH /v1/users/{id}` (admins): role and status. Takes effect at once on every
+    /// protected route (they read the stored account), and in tokens at the next refresh.
+    pub async fn administer(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        changes: AdminChanges,
+    ) -> Result<User, AuthError> {
+        if !principal.user.is_admin() {
+            return Err(AuthError::PermissionDenied("only admins may change roles and statuses"));
+        }
+        let (before, after) = change_account(&self.users, id, |stored| {
+            if let Some(role) = changes.role {
+                stored.user.role = role;
+            }
+            if let Some(status) = changes.status {
+                stored.user.status = status;
+            }
+        })
+        .await?;
+        if before.user.status == UserStatus::Withdrawn {
+            return Err(AuthError::NoSuchUser);
+        }
+        if before.user.is_active() && !after.user.is_active() {
+            self.sessions.delete_all(id, None).await?;
+        }
+        tracing::info!(admin = %principal.user.id, user_id = %id, role = ?after.user.role, status = ?after.user.status, "account changed by an admin");
+        Ok(after.user)
+    }
+
+    /// `GET /v1/users`: a page of the directory, filtered by regular expressions, in
+    /// creation order. Admins see full records (and may filter by email); others see the
+    /// public profiles of active accounts.
+    pub async fn list_users(&self, principal: &Principal, query: UserQuery) -> Result<UserPage, AuthError> {
+        let admin = principal.user.is_admin();
+        if query.email.is_some() && !admin {
+            return Err(AuthError::PermissionDenied("only admins may filter by email"));
+        }
+        let entries = self.directory.entries(&self.users).await?;
+        let matching: Vec<&DirectoryEntry> = entries
+            .iter()
+            .filter(|entry| admin || entry.status == UserStatus::Normal)
+            .filter(|entry| {
+                let name = entry.username.as_ref().map_or("", |username| username.as_str());
+                query.name.as_ref().is_none_or(|pattern| pattern.is_match(name))
+            })
+            .filter(|entry| query.email.as_ref().is_none_or(|pattern| pattern.is_match(entry.email.as_str())))
+            .collect();
+        let total_count = matching.len();
+        let page = matching.into_iter().skip((query.page - 1) * query.size).take(query.size);
+        // The directory may be seconds old; the records of the page are read now.
+        let records = futures::future::join_all(page.map(|entry| self.users.find_by_id(entry.id))).await;
+        let mut users = Vec::new();
+        for stored in records {
+            match stored? {
+                Some(stored) if admin && stored.user.status != UserStatus::Withdrawn => users.push(stored.user),
+                Some(stored) if stored.user.is_active() => users.push(stored.user),
+                _ => {}
+            }
+        }
+        let users = match admin {
+            true => users.into_iter().map(Listed::Full).collect(),
+            false => self.public_profiles(users).await?.into_iter().map(Listed::Public).collect(),
+        };
+        Ok(UserPage { users, total_count })
+    }
+
+    /// Public profiles, with `is_connected` read for each (concurrently).
+    pub(super) async fn public_profiles(&self, users: Vec<User>) -> Result<Vec<PublicProfile>, AuthError> {
+        let now = now().unix_timestamp();
+        let live =
+            futures::future::join_all(users.iter().map(|user| self.sessions.has_live_session(user.id, now))).await;
+        users.iter().zip(live).map(|(user, live)| Ok(user.public_profile(live?))).collect()
+    }
+}
+
+/// Creating and promoting admins from the command line: no signed-in caller, no keys or mail,
+/// only the store (`latchkey-local admin ...`).
+pub struct AdminBootstrap {
+    users: UserRepo,
+    hasher: PasswordHasher,
+}
+
+impl AdminBootstrap {
+    pub fn new(store: Arc<dyn crate::store::ItemStore>, config: &crate::config::Config) -> Result<Self, AuthError> {
+        Ok(Self { users: UserRepo::new(store), hasher: PasswordHasher::new(config.argon2)? })
+    }
+
+    /// A new account with the admin role, counted in the same transaction that creates it.
+    pub async fn create(&self, email: Email, password: Password) -> Result<User, AuthError> {
+        let user =
+            User { role: Role::Admin, is_email_verified: true, ..User::new_email_user(email, None, None, now()) };
+        let password_hash = self.hasher.hash(&password).await?;
+        for _ in 0..5 {
+            let seen = self.users.admin_count().await?;
+            let count = UserRepo::admin_count_write(seen, seen + 1);
+            match self.users.create(&user, Some(password_hash.clone()), vec![count]).await {
+                Err(RepoError::Conflict) => continue,
+                other => return Ok(other.map(|()| user)?),
+            }
+        }
+        Err(AuthError::Aborted)
+    }
+
+    /// Gives an existing account the admin role.
+    pub async fn grant(&self, email: Email) -> Result<User, AuthError> {
+        let identifier = crate::domain::LoginIdentifier::Email(email);
+        let stored = self.users.find_by_login(&identifier).await?.ok_or(AuthError::NoSuchUser)?;
+        let (_, after) = change_account(&self.users, stored.user.id, |stored| stored.user.role = Role::Admin).await?;
+        Ok(after.user)
+    }
+}
