@@ -9,6 +9,7 @@ on_both_backends!(
     put_if_absent_refuses_a_second_put_and_keeps_the_first,
     a_transaction_with_one_false_condition_writes_nothing_and_names_the_write,
     attribute_equals_is_a_compare_and_swap,
+    equals_checks_every_attribute_and_null_means_absent,
     query_returns_one_partitions_items_by_prefix_in_sort_key_order,
     conditional_delete_only_removes_a_matching_item,
     twenty_concurrent_puts_if_absent_have_exactly_one_winner,
@@ -63,16 +64,37 @@ async fn attribute_equals_is_a_compare_and_swap(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     store.write(vec![Write::put(item("P", "S", json!({"version": "a"})), Condition::Always)]).await.unwrap();
     let swap = |from: &str, to: &str| {
-        Write::put(item("P", "S", json!({"version": to})), Condition::AttributeEquals("version", json!(from)))
+        Write::put(item("P", "S", json!({"version": to})), Condition::equals("version", json!(from)))
     };
     store.write(vec![swap("a", "b")]).await.unwrap();
     let stale = store.write(vec![swap("a", "c")]).await;
     assert!(matches!(stale, Err(StoreError::ConditionFailed { .. })), "{stale:?}");
     assert_eq!(store.get(&Key::new("P", "S")).await.unwrap().unwrap().attributes["version"], "b");
-    let absent = store
-        .write(vec![Write::put(item("Q", "S", json!({})), Condition::AttributeEquals("version", json!("a")))])
-        .await;
+    let absent =
+        store.write(vec![Write::put(item("Q", "S", json!({})), Condition::equals("version", json!("a")))]).await;
     assert!(matches!(absent, Err(StoreError::ConditionFailed { .. })), "a missing item never matches: {absent:?}");
+}
+
+async fn equals_checks_every_attribute_and_null_means_absent(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store
+        .write(vec![Write::put(item("P", "S", json!({"hash": "h1", "attempts": 2})), Condition::Always)])
+        .await
+        .unwrap();
+    let both =
+        |hash: &str, attempts: u32| Condition::Equals(vec![("hash", json!(hash)), ("attempts", json!(attempts))]);
+    for wrong in [both("h2", 2), both("h1", 3)] {
+        let refused = store.write(vec![Write::put(item("P", "S", json!({"attempts": 9})), wrong)]).await;
+        assert!(matches!(refused, Err(StoreError::ConditionFailed { write: 0 })), "{refused:?}");
+    }
+    store.write(vec![Write::put(item("P", "S", json!({"hash": "h1", "attempts": 3})), both("h1", 2))]).await.unwrap();
+    // `null` stands for an attribute the item does not have; the item itself must exist.
+    let absent = Condition::equals("version", Value::Null);
+    store.write(vec![Write::put(item("P", "S", json!({"version": 1})), absent.clone())]).await.unwrap();
+    let now_present = store.write(vec![Write::put(item("P", "S", json!({})), absent.clone())]).await;
+    assert!(matches!(now_present, Err(StoreError::ConditionFailed { .. })), "{now_present:?}");
+    let missing_item = store.write(vec![Write::put(item("NONE", "S", json!({})), absent)]).await;
+    assert!(matches!(missing_item, Err(StoreError::ConditionFailed { .. })), "{missing_item:?}");
 }
 
 async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend: Backend) {
@@ -93,14 +115,10 @@ async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend:
 async fn conditional_delete_only_removes_a_matching_item(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     store.write(vec![Write::put(item("P", "S", json!({"owner": "ada"})), Condition::Always)]).await.unwrap();
-    let wrong =
-        store.write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("eve")))]).await;
+    let wrong = store.write(vec![Write::delete(Key::new("P", "S"), Condition::equals("owner", json!("eve")))]).await;
     assert!(matches!(wrong, Err(StoreError::ConditionFailed { .. })));
     assert!(store.get(&Key::new("P", "S")).await.unwrap().is_some());
-    store
-        .write(vec![Write::delete(Key::new("P", "S"), Condition::AttributeEquals("owner", json!("ada")))])
-        .await
-        .unwrap();
+    store.write(vec![Write::delete(Key::new("P", "S"), Condition::equals("owner", json!("ada")))]).await.unwrap();
     assert_eq!(store.get(&Key::new("P", "S")).await.unwrap(), None);
     // Deleting what is not there is not an error unless the condition says so.
     store.write(vec![Write::delete(Key::new("P", "S"), Condition::Always)]).await.unwrap();

@@ -108,6 +108,8 @@ async fn withdrawing_ends_sessions_frees_every_value_and_reads_as_404(backend: B
     let (_, admin) = admin(&server).await;
     let email = unique_email("ada");
     let ada = server.register(&email, Some("ada_withdraws")).await;
+    let grace = server.register(&unique_email("grace"), Some("grace_stays")).await;
+    assert_eq!(server.put_authorized("/v1/users/me/friends/grace_stays", &ada.access, json!({})).await.status, 200);
     let other_session = server.login(&email).await;
     server
         .delete_authorized("/v1/users/me", &ada.access, Some(json!({"password": "wrong one"})))
@@ -120,6 +122,15 @@ async fn withdrawing_ends_sessions_frees_every_value_and_reads_as_404(backend: B
     server.post("/v1/auth/refresh", json!({"refresh_token": ada.refresh})).await.error(401, "UNAUTHENTICATED");
     server.get(&format!("/v1/users/{}", ada.user_id), Some(&admin.access)).await.error(404, "NOT_FOUND");
     assert_eq!(server.post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await.status, 401);
+    // Gone for good: an admin cannot bring it back, and its friendships ended.
+    let revive = server
+        .patch_authorized(&format!("/v1/users/{}", ada.user_id), &admin.access, json!({"status": "NORMAL"}))
+        .await;
+    revive.error(404, "NOT_FOUND");
+    let friends = server.get("/v1/users/me/friends", Some(&grace.access)).await;
+    assert_eq!(friends.body["friends"], json!([]));
+    let count = latchkey::store::Key::new(format!("USER#{}", grace.user_id), "FRIENDS");
+    assert!(server.store.get(&count).await.unwrap().is_none(), "the friend count went back to zero");
     // Its email and username are free for a new account.
     server.register(&email, Some("ada_withdraws")).await;
 }

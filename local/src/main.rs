@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
     /// Directory for the database, the signing key and the mail outbox (created if missing).
-    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./.latchkey")]
+    #[arg(long, global = true, env = "LATCHKEY_DATA_DIR", default_value = "./.latchkey")]
     data_dir: PathBuf,
 }
 

@@ -17,6 +17,10 @@ struct LocalServer {
 
 impl LocalServer {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
@@ -25,6 +29,7 @@ impl LocalServer {
             .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
             .env("LATCHKEY_ARGON2_ITERATIONS", "1")
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())
             .spawn()
@@ -123,7 +128,7 @@ async fn logs_show_each_request_but_never_a_password_or_token() {
 async fn mail_goes_to_the_outbox_and_its_secrets_stay_out_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = LocalServer::start(&data);
+    let server = LocalServer::start_with(&data, &[("LATCHKEY_REQUIRE_EMAIL_CODES", "true")]);
     server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
     let (status, _) = server.post("/v1/auth/email-code", json!({"email": "ada@example.com"})).await;
     assert_eq!(status, 202);
@@ -149,7 +154,90 @@ async fn mail_goes_to_the_outbox_and_its_secrets_stay_out_of_the_log() {
     assert!(!output.contains(token), "the reset token reached the log:\n{output}");
 }
 
-/// The first run of six digits standing alone in `text`.
+/// The code of a sign-in mail: the text part puts it alone on its line.
 fn regex_lite_digits(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_digit()).find(|run| run.len() == 6).map(str::to_owned)
+    text.lines()
+        .map(str::trim)
+        .find(|line| line.len() == 6 && line.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned)
+}
+
+fn admin_command(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .env_remove("LATCHKEY_ADMIN_PASSWORD")
+        .env_remove("LATCHKEY_TABLE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("latchkey-local admin runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn admin_create_and_grant_make_admins_and_refuse_a_store_the_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let created = admin_command(&data, &["create", "--email", "root@example.com"], &[], "a long admin password\n");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("root@example.com"));
+    let weak =
+        admin_command(&data, &["create", "--email", "weak@example.com"], &[("LATCHKEY_ADMIN_PASSWORD", "short")], "");
+    assert!(!weak.status.success() && String::from_utf8_lossy(&weak.stderr).contains("at least 8"));
+
+    let server = LocalServer::start(&data);
+    let in_use = admin_command(&data, &["grant", "--email", "root@example.com"], &[], "");
+    assert!(!in_use.status.success());
+    assert!(
+        String::from_utf8_lossy(&in_use.stderr).contains("in use by another process"),
+        "{}",
+        String::from_utf8_lossy(&in_use.stderr)
+    );
+    let (status, body) =
+        server.post("/v1/auth/login", json!({"email": "root@example.com", "password": "a long admin password"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "ADMIN");
+    server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    drop(server);
+
+    let granted = admin_command(&data, &["grant", "--email", "ada@example.com"], &[], "");
+    assert!(granted.status.success(), "{}", String::from_utf8_lossy(&granted.stderr));
+    let unknown = admin_command(&data, &["grant", "--email", "nobody@example.com"], &[], "");
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no such user"));
+    let server = LocalServer::start(&data);
+    let (_, body) = server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    assert_eq!(body["user"]["role"], "ADMIN");
+}
+
+#[tokio::test]
+async fn admin_create_works_on_a_deployed_stacks_dynamodb_table() {
+    let table = latchkey_tests::TestTable::create().await;
+    let endpoint = latchkey_tests::aws_endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("LATCHKEY_ADMIN_PASSWORD", "a long admin password"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let created =
+        admin_command(dir.path(), &["create", "--email", "root@example.com", "--table", &table.name], &env, "");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let users = latchkey::repo::UserRepo::new(std::sync::Arc::new(table.store()));
+    let identifier =
+        latchkey::domain::LoginIdentifier::Email(latchkey::domain::Email::parse("root@example.com").unwrap());
+    let stored = users.find_by_login(&identifier).await.unwrap().expect("the admin is in the table");
+    assert_eq!(stored.user.role, latchkey::domain::Role::Admin);
+    assert_eq!(users.admin_count().await.unwrap(), 1);
+    assert!(!dir.path().join("latchkey.redb").exists(), "the local store was not touched");
 }

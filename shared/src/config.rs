@@ -115,6 +115,14 @@ impl Config {
                 Some(raw) => Err(ConfigError { name, problem: format!("must be true or false, not {raw:?}") }),
             }
         };
+        let product_name = lookup("LATCHKEY_PRODUCT_NAME").unwrap_or(defaults.product_name);
+        // It is the display name of every message's sender, which SES takes as plain ASCII.
+        if product_name.is_empty() || !product_name.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(ConfigError {
+                name: "LATCHKEY_PRODUCT_NAME",
+                problem: format!("must be printable ASCII, not {product_name:?}"),
+            });
+        }
         let mail_from = lookup("LATCHKEY_MAIL_FROM").unwrap_or(defaults.mail_from);
         if Email::parse(&mail_from).is_err() {
             return Err(ConfigError {
@@ -144,7 +152,7 @@ impl Config {
                 min_chars: number("LATCHKEY_PASSWORD_MIN_LENGTH", defaults.password_policy.min_chars as i64, 1)?
                     as usize,
             },
-            product_name: lookup("LATCHKEY_PRODUCT_NAME").unwrap_or(defaults.product_name),
+            product_name,
             mail_from,
             app_url: lookup("LATCHKEY_APP_URL").unwrap_or(defaults.app_url),
             require_verified_email: flag("LATCHKEY_REQUIRE_VERIFIED_EMAIL", defaults.require_verified_email)?,

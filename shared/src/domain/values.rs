@@ -38,6 +38,10 @@ impl Email {
         if !EMAIL.is_match(&normalised) {
             return Err(invalid("is not a valid email address"));
         }
+        // Mail to non-ASCII addresses needs SMTPUTF8, which SES does not offer.
+        if !normalised.is_ascii() {
+            return Err(invalid("must be ASCII (internationalised addresses are not supported)"));
+        }
         Ok(Self(normalised))
     }
 
@@ -244,7 +248,16 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for raw in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com"] {
+        for raw in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@@example.com",
+            "adä@example.com",
+        ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be refused");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());

@@ -42,7 +42,7 @@ impl CounterRepo {
     ) -> Result<(), RepoError> {
         let condition = match seen {
             None => Condition::NotExists,
-            Some(seen) => Condition::AttributeEquals("failures", seen.failures.into()),
+            Some(seen) => Condition::equals("failures", seen.failures),
         };
         let write = Write::put(to_item(counter_key(subject), next)?, condition);
         match self.store.write(vec![write]).await {

@@ -69,8 +69,8 @@ impl FriendRepo {
     /// Ends the friendship of `a` and `b`, given the friend counts as read (`seen`).
     pub async fn remove(&self, a: UserId, b: UserId, seen: (u64, u64)) -> Result<FriendshipChange, RepoError> {
         let writes = vec![
-            Write::delete(edge_key(a, b), Condition::AttributeEquals("user_id", json!(b))),
-            Write::delete(edge_key(b, a), Condition::AttributeEquals("user_id", json!(a))),
+            Write::delete(edge_key(a, b), Condition::equals("user_id", json!(b))),
+            Write::delete(edge_key(b, a), Condition::equals("user_id", json!(a))),
             count_write(count_key(a), seen.0, seen.0.saturating_sub(1)),
             count_write(count_key(b), seen.1, seen.1.saturating_sub(1)),
         ];

@@ -52,7 +52,7 @@ pub enum RepoError {
 fn count_write(key: Key, seen: u64, count: u64) -> Write {
     let condition = match seen {
         0 => Condition::NotExists,
-        seen => Condition::AttributeEquals("count", seen.into()),
+        seen => Condition::equals("count", seen),
     };
     match count {
         0 => Write::delete(key, condition),

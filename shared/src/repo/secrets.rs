@@ -52,9 +52,25 @@ impl OneTimeSecretRepo {
         Self { store }
     }
 
-    pub async fn replace(&self, user_id: UserId, purpose: Purpose, secret: &OneTimeSecret) -> Result<(), RepoError> {
+    /// Stores `secret` in place of `replacing` (the secret as read, or none): `false` when
+    /// another request replaced it first, so two racing requests never both send mail.
+    pub async fn replace(
+        &self,
+        user_id: UserId,
+        purpose: Purpose,
+        secret: &OneTimeSecret,
+        replacing: Option<&OneTimeSecret>,
+    ) -> Result<bool, RepoError> {
         let item = to_item(secret_key(user_id, purpose), secret)?;
-        Ok(self.store.write(vec![Write::put(item, Condition::Always)]).await?)
+        let condition = match replacing {
+            None => Condition::NotExists,
+            Some(previous) => Condition::equals("hash", previous.hash.clone()),
+        };
+        match self.store.write(vec![Write::put(item, condition)]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub async fn get(&self, user_id: UserId, purpose: Purpose) -> Result<Option<OneTimeSecret>, RepoError> {
@@ -64,7 +80,7 @@ impl OneTimeSecretRepo {
     /// The write that spends the secret with this hash: it fails if the secret was spent or
     /// replaced meanwhile, which is what makes it single use under concurrency.
     pub fn consume(user_id: UserId, purpose: Purpose, hash: &str) -> Write {
-        Write::delete(secret_key(user_id, purpose), Condition::AttributeEquals("hash", hash.into()))
+        Write::delete(secret_key(user_id, purpose), Condition::equals("hash", hash))
     }
 
     /// Spends the secret with this hash on its own; `false` when it was spent or replaced.
@@ -76,24 +92,18 @@ impl OneTimeSecretRepo {
         }
     }
 
-    /// Counts a wrong guess against `secret` (as read); at `max_attempts` the secret is deleted.
+    /// Counts a wrong guess against `secret` (as read). `Conflict` when the secret changed
+    /// meanwhile (another guess was counted, or a new secret replaced it).
     pub async fn record_wrong_guess(
         &self,
         user_id: UserId,
         purpose: Purpose,
         secret: &OneTimeSecret,
-        max_attempts: u32,
     ) -> Result<(), RepoError> {
-        let key = secret_key(user_id, purpose);
-        let seen = Condition::AttributeEquals("attempts", secret.attempts.into());
-        let write = if secret.attempts + 1 >= max_attempts {
-            Write::delete(key, seen)
-        } else {
-            let next = OneTimeSecret { attempts: secret.attempts + 1, ..secret.clone() };
-            Write::put(to_item(key, &next)?, seen)
-        };
+        let seen = Condition::Equals(vec![("hash", secret.hash.clone().into()), ("attempts", secret.attempts.into())]);
+        let next = OneTimeSecret { attempts: secret.attempts + 1, ..secret.clone() };
+        let write = Write::put(to_item(secret_key(user_id, purpose), &next)?, seen);
         match self.store.write(vec![write]).await {
-            // Another guess or a new code got there first; the attempt was still refused.
             Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
             other => Ok(other?),
         }
@@ -140,7 +150,7 @@ impl RecoveryCodeRepo {
 
     /// Spends the code with this hash; `false` when there is no such unused code.
     pub async fn consume(&self, user_id: UserId, hash: &str) -> Result<bool, RepoError> {
-        let write = Write::delete(recovery_key(user_id, hash), Condition::AttributeEquals("hash", hash.into()));
+        let write = Write::delete(recovery_key(user_id, hash), Condition::equals("hash", hash));
         match self.store.write(vec![write]).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed { .. }) => Ok(false),

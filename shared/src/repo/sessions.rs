@@ -19,6 +19,9 @@ pub struct Session {
     pub expires_at: i64,
     /// The store's expiry attribute: the same instant as `expires_at`.
     pub ttl: i64,
+    /// The account's session epoch when this login began; a different one voids the session.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Every refresh token ever issued, current or rotated, points back to its family, so that
@@ -81,12 +84,24 @@ impl SessionRepo {
         let writes = vec![
             Write::put(
                 to_item(session_key(rotated.user_id, rotated.sid), rotated)?,
-                Condition::AttributeEquals("refresh_hash", previous_hash.into()),
+                Condition::equals("refresh_hash", previous_hash),
             ),
             Self::refresh_write(rotated)?,
         ];
         match self.store.write(writes).await {
             Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
+            other => Ok(other?),
+        }
+    }
+
+    /// Moves a session into a new session epoch (the one that survives a password change).
+    pub async fn restamp(&self, user_id: UserId, sid: Uuid, epoch: u64) -> Result<(), RepoError> {
+        let Some(session) = self.get(user_id, sid).await? else { return Ok(()) };
+        let condition = Condition::equals("refresh_hash", session.refresh_hash.clone());
+        let write = Write::put(to_item(session_key(user_id, sid), &Session { epoch, ..session })?, condition);
+        match self.store.write(vec![write]).await {
+            // Rotated or ended meanwhile: the rotation carried the old epoch, so it is void anyway.
+            Err(StoreError::ConditionFailed { .. }) => Ok(()),
             other => Ok(other?),
         }
     }

@@ -33,6 +33,10 @@ pub struct StoredUser {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub second_factors: SecondFactors,
+    /// Sessions started under an older epoch are void: a password reset or change bumps it,
+    /// so a login that checked the old password while the change ran cannot keep a session.
+    #[serde(default)]
+    pub session_epoch: u64,
     /// Bumped by every update; updates are compare-and-swap on it.
     #[serde(default)]
     pub version: u64,
@@ -136,8 +140,13 @@ impl UserRepo {
     /// directory entry, each on the condition that it does not exist yet. Applied together,
     /// either the account exists with all its values reserved, or nothing was written.
     pub fn creation_writes(user: &User, password_hash: Option<String>) -> Result<Vec<Write>, StoreError> {
-        let record =
-            StoredUser { user: user.clone(), password_hash, second_factors: SecondFactors::default(), version: 0 };
+        let record = StoredUser {
+            user: user.clone(),
+            password_hash,
+            second_factors: SecondFactors::default(),
+            session_epoch: 0,
+            version: 1,
+        };
         let mut writes = vec![Write::put(to_item(user_key(user.id), &record)?, Condition::NotExists)];
         for (field, canonical) in unique_values(user) {
             writes.push(Write::put(guard_item(field, &canonical, user.id), Condition::NotExists));
@@ -181,7 +190,7 @@ impl UserRepo {
         let new: Vec<(UniqueField, String)> = if withdrawn { Vec::new() } else { unique_values(&after.user) };
         let mut writes = Vec::new();
         for released in old.iter().filter(|value| !new.contains(value)) {
-            let owned = Condition::AttributeEquals("user_id", json!(before.id));
+            let owned = Condition::equals("user_id", json!(before.id));
             writes.push(Write::delete(guard_key(released.0, &released.1), owned));
         }
         let mut claimed = Vec::new();
@@ -213,7 +222,11 @@ impl UserRepo {
         next.user.updated_at = time::OffsetDateTime::now_utc();
         let mut writes = vec![Write::put(
             to_item(user_key(stored.user.id), &next)?,
-            Condition::AttributeEquals("version", stored.version.into()),
+            // Version 0 is a record written before versions existed: it has no `version`.
+            match stored.version {
+                0 => Condition::equals("version", serde_json::Value::Null),
+                version => Condition::equals("version", version),
+            },
         )];
         writes.extend(also);
         Ok(writes)

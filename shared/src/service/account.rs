@@ -26,14 +26,13 @@ impl AuthService {
         self.uniformly(async {
             let identifier = crate::domain::LoginIdentifier::Email(email);
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            let now = now().unix_timestamp();
-            if !stored.user.is_active()
-                || stored.password_hash.is_none()
-                || self.recently_sent(&stored.user, Purpose::PasswordReset, now).await?
-            {
+            if !stored.user.is_active() || stored.password_hash.is_none() {
                 return Ok(());
             }
-            let token = self.issue_link(&stored.user, Purpose::PasswordReset, RESET_VALID_MINUTES * 60).await?;
+            let Some(token) = self.issue_link(&stored.user, Purpose::PasswordReset, RESET_VALID_MINUTES * 60).await?
+            else {
+                return Ok(());
+            };
             let mail = Mail::PasswordReset { token: &token, valid_minutes: RESET_VALID_MINUTES };
             if let Err(error) = self.send(&stored.user.email, mail).await {
                 tracing::error!(user_id = %stored.user.id, %error, "the reset email could not be sent");
@@ -47,14 +46,19 @@ impl AuthService {
     pub async fn reset_password(&self, token: &str, new_password: Password, origin: &Origin) -> Result<(), AuthError> {
         let (mut stored, secret) = self.redeem(token, Purpose::PasswordReset, origin).await?;
         stored.password_hash = Some(self.hasher.hash(&new_password).await?);
+        // Voids every session at once, including one a concurrent login is creating.
+        stored.session_epoch += 1;
         // The link reached the inbox, which proves the address it was sent to.
         if secret.email == stored.user.email {
             stored.user.is_email_verified = true;
         }
         self.save_redeemed(&stored, Purpose::PasswordReset, &secret).await?;
-        let ended = self.sessions.delete_all(stored.user.id, None).await?;
-        tracing::info!(user_id = %stored.user.id, sessions_ended = ended, "password reset");
-        self.succeeded(&stored.user).await?;
+        // The new epoch already voided them; deleting them is housekeeping.
+        match self.sessions.delete_all(stored.user.id, None).await {
+            Ok(ended) => tracing::info!(user_id = %stored.user.id, sessions_ended = ended, "password reset"),
+            Err(error) => tracing::warn!(user_id = %stored.user.id, %error, "password reset; old sessions not deleted"),
+        }
+        self.succeeded(&stored.user).await;
         self.notify(&stored.user.email, Notice::PasswordChanged).await;
         Ok(())
     }
@@ -69,9 +73,12 @@ impl AuthService {
     ) -> Result<usize, AuthError> {
         let mut stored = self.check_password(principal, current_password, "current_password", origin).await?;
         stored.password_hash = Some(self.hasher.hash(&new_password).await?);
+        stored.session_epoch += 1;
         self.users.save(&stored, vec![]).await?;
+        // Every other session is void from here on; the caller's moves into the new epoch.
+        self.sessions.restamp(stored.user.id, principal.session_id, stored.session_epoch).await?;
         let ended = self.sessions.delete_all(stored.user.id, Some(principal.session_id)).await?;
-        self.succeeded(&stored.user).await?;
+        self.succeeded(&stored.user).await;
         self.notify(&stored.user.email, Notice::PasswordChanged).await;
         Ok(ended)
     }
@@ -96,32 +103,51 @@ impl AuthService {
         self.send_verification(&principal.user).await
     }
 
+    /// Sends a verification link, unless one was sent within the last minute.
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
-        let token = self.issue_link(user, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await?;
-        self.send(&user.email, Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS }).await
+        match self.issue_link(user, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
+            Some(token) => {
+                let mail = Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
+                self.send(&user.email, mail).await
+            }
+            None => Ok(()),
+        }
     }
 
-    /// Whether a still-valid secret of `purpose` was sent to the user within the last minute.
-    pub(super) async fn recently_sent(&self, user: &User, purpose: Purpose, now: i64) -> Result<bool, AuthError> {
-        let previous = self.secrets.get(user.id, purpose).await?;
-        Ok(previous.is_some_and(|secret| secret.expires_at > now && now - secret.issued_at < RESEND_AFTER_SECONDS))
-    }
-
-    /// Stores a fresh link secret for `purpose` (replacing any earlier one) and returns the
-    /// token to put in the link.
-    async fn issue_link(&self, user: &User, purpose: Purpose, valid_seconds: i64) -> Result<String, AuthError> {
-        let secret = secrets::generate();
+    /// Stores a new secret of `purpose` for the user in place of the previous one, unless a
+    /// still-valid one was sent to the same address within the last minute (or a concurrent
+    /// request just issued one): `false` then, and nothing should be sent.
+    pub(super) async fn issue_secret(
+        &self,
+        user: &User,
+        purpose: Purpose,
+        hash: String,
+        valid_seconds: i64,
+    ) -> Result<bool, AuthError> {
         let now = now().unix_timestamp();
-        let record = OneTimeSecret {
-            hash: secrets::hash(&secret),
+        let previous = self.secrets.get(user.id, purpose).await?;
+        let recent =
+            |p: &OneTimeSecret| p.email == user.email && p.expires_at > now && now - p.issued_at < RESEND_AFTER_SECONDS;
+        if previous.as_ref().is_some_and(recent) {
+            return Ok(false);
+        }
+        let secret = OneTimeSecret {
+            hash,
             email: user.email.clone(),
             attempts: 0,
             issued_at: now,
             expires_at: now + valid_seconds,
             ttl: now + valid_seconds,
         };
-        self.secrets.replace(user.id, purpose, &record).await?;
-        Ok(format!("{}.{secret}", user.id))
+        Ok(self.secrets.replace(user.id, purpose, &secret, previous.as_ref()).await?)
+    }
+
+    /// Issues a link secret for `purpose` and returns the token to put in the link; `None`
+    /// when `issue_secret` declined.
+    async fn issue_link(&self, user: &User, purpose: Purpose, valid_seconds: i64) -> Result<Option<String>, AuthError> {
+        let secret = secrets::generate();
+        let issued = self.issue_secret(user, purpose, secrets::hash(&secret), valid_seconds).await?;
+        Ok(issued.then(|| format!("{}.{secret}", user.id)))
     }
 
     /// The account and the live secret a link token names. Unknown, expired and spent tokens

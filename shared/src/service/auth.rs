@@ -228,7 +228,7 @@ impl AuthService {
         if self.config.require_verified_email {
             return Ok(Registered::VerificationRequired(user));
         }
-        Ok(Registered::SignedIn(self.start_session(user).await?))
+        Ok(Registered::SignedIn(self.start_session(user, 0).await?))
     }
 
     pub async fn login(&self, credentials: Credentials, origin: &Origin) -> Result<TokenPair, AuthError> {
@@ -249,11 +249,11 @@ impl AuthService {
             return Err(AuthError::EmailNotVerified);
         }
         let recovery_codes_left = self.check_second_factor(&stored, credentials.second_factor, origin).await?;
-        self.throttle.clear(&account).await?;
+        self.clear_failures(&account).await;
         if let Some(remaining) = recovery_codes_left {
             self.notify(&stored.user.email, Notice::RecoveryCodeUsed { remaining }).await;
         }
-        self.start_session(stored.user).await
+        self.start_session(stored.user, stored.session_epoch).await
     }
 
     /// Rotates a refresh token: the presented one is spent, a new pair is issued.
@@ -261,7 +261,7 @@ impl AuthService {
         let presented_hash = secrets::hash(refresh_token);
         let session = self.live_session_of(&presented_hash).await?;
         let user = match self.users.find_by_id(session.user_id).await? {
-            Some(stored) if stored.user.is_active() => stored.user,
+            Some(stored) if stored.user.is_active() && stored.session_epoch == session.epoch => stored.user,
             _ => return Err(AuthError::InvalidRefreshToken),
         };
         let refresh_token = secrets::generate();
@@ -322,6 +322,14 @@ impl AuthService {
         error
     }
 
+    /// Forgets the failures of a subject after a success. The success already happened, so a
+    /// store hiccup here is logged rather than turned into an error.
+    pub(super) async fn clear_failures(&self, subject: &Subject) {
+        if let Err(error) = self.throttle.clear(subject).await {
+            tracing::warn!(%error, "a failure counter could not be cleared");
+        }
+    }
+
     /// Renders and sends one message.
     pub(super) async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), AuthError> {
         let message = self.templates.render(to, mail);
@@ -341,6 +349,13 @@ impl AuthService {
     pub(super) async fn uniformly<T>(&self, work: impl Future<Output = T>) -> T {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.uniform_response_ms);
         let result = work.await;
+        if tokio::time::Instant::now() > deadline {
+            // Past the budget, the time taken may tell whether the account exists.
+            tracing::warn!(
+                budget_ms = self.config.uniform_response_ms,
+                "a uniform-time request overran its budget; raise LATCHKEY_UNIFORM_RESPONSE_MS"
+            );
+        }
         tokio::time::sleep_until(deadline).await;
         result
     }
@@ -351,14 +366,16 @@ impl AuthService {
         };
         // Two independent reads; in flight together they cost one round trip.
         let (session, stored) = tokio::join!(self.sessions.get(user_id, session_id), self.users.find_by_id(user_id));
-        let live = session?.is_some_and(|session| session.expires_at > now().unix_timestamp());
-        Ok(match stored? {
-            Some(stored) if live && stored.user.is_active() => Some(Principal {
-                totp_enabled: stored.second_factors.totp.is_some(),
-                email_codes_enabled: stored.second_factors.email_codes || self.config.require_email_codes,
-                user: stored.user,
-                session_id,
-            }),
+        let session = session?.filter(|session| session.expires_at > now().unix_timestamp());
+        Ok(match (stored?, session) {
+            (Some(stored), Some(session)) if stored.user.is_active() && stored.session_epoch == session.epoch => {
+                Some(Principal {
+                    totp_enabled: stored.second_factors.totp.is_some(),
+                    email_codes_enabled: stored.second_factors.email_codes || self.config.require_email_codes,
+                    user: stored.user,
+                    session_id,
+                })
+            }
             _ => None,
         })
     }
@@ -380,7 +397,7 @@ impl AuthService {
         Ok(session)
     }
 
-    async fn start_session(&self, user: User) -> Result<TokenPair, AuthError> {
+    async fn start_session(&self, user: User, epoch: u64) -> Result<TokenPair, AuthError> {
         let refresh_token = secrets::generate();
         let created_at = now().unix_timestamp();
         let expires_at = created_at + self.config.refresh_token_ttl_seconds;
@@ -391,6 +408,7 @@ impl AuthService {
             created_at,
             expires_at,
             ttl: expires_at,
+            epoch,
         };
         self.sessions.create(&session).await?;
         Ok(self.token_pair(user, &session, refresh_token))

@@ -1,7 +1,7 @@
 //! Friends: mutual, made by one call, capped per account.
 
 use super::auth::{AuthError, AuthService, Principal, now};
-use crate::domain::{LoginIdentifier, PublicProfile, User, Username};
+use crate::domain::{LoginIdentifier, PublicProfile, User, UserId, Username};
 use crate::repo::FriendshipChange;
 
 impl AuthService {
@@ -26,19 +26,42 @@ impl AuthService {
         Err(AuthError::Aborted)
     }
 
-    /// `DELETE /v1/users/me/friends/{username}`: ends the friendship for both.
+    /// `DELETE /v1/users/me/friends/{username}`: ends the friendship for both. A friend whose
+    /// account an admin deleted can still be removed (it still counts towards the limit).
     pub async fn remove_friend(&self, principal: &Principal, username: Username) -> Result<(), AuthError> {
-        let friend = self.active_by_username(username).await?;
-        let me = principal.user.id;
+        let friend = match self.users.find_by_login(&LoginIdentifier::Username(username)).await? {
+            Some(stored) => stored.user,
+            None => return Err(AuthError::NoSuchUser),
+        };
+        self.unfriend(principal.user.id, friend.id).await
+    }
+
+    async fn unfriend(&self, me: UserId, friend: UserId) -> Result<(), AuthError> {
         for _ in 0..5 {
-            let seen = (self.friends.count(me).await?, self.friends.count(friend.id).await?);
-            match self.friends.remove(me, friend.id, seen).await? {
+            let seen = (self.friends.count(me).await?, self.friends.count(friend).await?);
+            match self.friends.remove(me, friend, seen).await? {
                 FriendshipChange::Done => return Ok(()),
                 FriendshipChange::Unchanged => return Err(AuthError::NotFriends),
                 FriendshipChange::Raced => continue,
             }
         }
         Err(AuthError::Aborted)
+    }
+
+    /// Ends every friendship of a withdrawn account, so it leaves its friends' lists and
+    /// counts. The account is already gone, so failures are logged, not returned.
+    pub(super) async fn forget_friends(&self, user: UserId) {
+        let friends = match self.friends.list(user).await {
+            Ok(friends) => friends,
+            Err(error) => {
+                return tracing::warn!(user_id = %user, %error, "friendships of a withdrawn account not listed");
+            }
+        };
+        for friend in friends {
+            if let Err(error) = self.unfriend(user, friend).await {
+                tracing::warn!(user_id = %user, %error, "a friendship of a withdrawn account was not ended");
+            }
+        }
     }
 
     /// `GET /v1/users/me/friends`: public profiles of the caller's friends whose accounts are

@@ -8,7 +8,7 @@ use crate::crypto::secrets;
 use crate::crypto::totp::{self, Enrollment};
 use crate::domain::{LoginIdentifier, User};
 use crate::mail::templates::{Mail, Notice};
-use crate::repo::{OneTimeSecret, Purpose, RepoError, StoredUser, TotpFactor};
+use crate::repo::{Purpose, RepoError, StoredUser, TotpFactor};
 
 const EMAIL_CODE_DIGITS: u32 = 6;
 const EMAIL_CODE_VALID_MINUTES: i64 = 10;
@@ -16,26 +16,21 @@ const EMAIL_CODE_MAX_WRONG_GUESSES: u32 = 5;
 const RECOVERY_CODES: usize = 10;
 
 impl AuthService {
-    /// Sends a sign-in code to the account's address. Answers the same, in about the same
-    /// time, whether or not the account exists.
+    /// Sends a sign-in code to the account's address, if the account signs in with email
+    /// codes. Answers the same, in about the same time, whether or not the account exists.
     pub async fn send_email_code(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
         self.uniformly(async {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
             let user = &stored.user;
-            let now = now().unix_timestamp();
-            if !user.is_active() || self.recently_sent(user, Purpose::EmailCode, now).await? {
+            let uses_codes = stored.second_factors.email_codes || self.config.require_email_codes;
+            if !user.is_active() || !uses_codes {
                 return Ok(());
             }
             let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
-            let secret = OneTimeSecret {
-                hash: self.code_mac.mac(&code, &user.id.to_string()),
-                email: user.email.clone(),
-                attempts: 0,
-                issued_at: now,
-                expires_at: now + EMAIL_CODE_VALID_MINUTES * 60,
-                ttl: now + EMAIL_CODE_VALID_MINUTES * 60,
-            };
-            self.secrets.replace(user.id, Purpose::EmailCode, &secret).await?;
+            let hash = self.code_mac.mac(&code, &user.id.to_string());
+            if !self.issue_secret(user, Purpose::EmailCode, hash, EMAIL_CODE_VALID_MINUTES * 60).await? {
+                return Ok(());
+            }
             let mail = Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES };
             if let Err(error) = self.send(&user.email, mail).await {
                 // Answering differently would tell the caller that the account exists.
@@ -53,16 +48,17 @@ impl AuthService {
         password: String,
         origin: &Origin,
     ) -> Result<Enrollment, AuthError> {
-        let mut stored = self.check_password(principal, password, "password", origin).await?;
-        if stored.second_factors.totp.is_some() {
+        // The state is checked first, so a right password is never spent on a refusal.
+        if self.stored(principal).await?.second_factors.totp.is_some() {
             return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
         }
+        let mut stored = self.check_password(principal, password, "password", origin).await?;
         let secret = totp::generate_secret();
         let enrollment = totp::enrollment(&secret, &self.config.product_name, stored.user.email.as_str())
             .map_err(|error| AuthError::Internal(error.to_string()))?;
         stored.second_factors.totp_pending = Some(self.secret_box.seal(&secret, &stored.user.id.to_string()));
         self.users.save(&stored, vec![]).await?;
-        self.succeeded(&stored.user).await?;
+        self.succeeded(&stored.user).await;
         Ok(enrollment)
     }
 
@@ -92,7 +88,7 @@ impl AuthService {
         let writes = self.recovery_codes.replace_all(stored.user.id, &hashes).await?;
         stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
         self.users.save(&stored, writes).await?;
-        self.succeeded(&stored.user).await?;
+        self.succeeded(&stored.user).await;
         self.notify(&stored.user.email, Notice::TotpEnabled).await;
         Ok(codes)
     }
@@ -105,10 +101,10 @@ impl AuthService {
         code: &str,
         origin: &Origin,
     ) -> Result<(), AuthError> {
-        let mut stored = self.check_password(principal, password, "password", origin).await?;
-        if stored.second_factors.totp.is_none() {
+        if self.stored(principal).await?.second_factors.totp.is_none() {
             return Err(AuthError::FailedPrecondition("TOTP is not enabled"));
         }
+        let mut stored = self.check_password(principal, password, "password", origin).await?;
         if !self.accept_totp(&stored, code).await? {
             return Err(self.failed(origin, AuthError::Incorrect { field: "totp_code" }).await);
         }
@@ -118,7 +114,7 @@ impl AuthService {
         stored.second_factors.totp = None;
         stored.second_factors.totp_pending = None;
         self.users.save(&stored, writes).await?;
-        self.succeeded(&stored.user).await?;
+        self.succeeded(&stored.user).await;
         self.notify(&stored.user.email, Notice::TotpDisabled).await;
         Ok(())
     }
@@ -137,7 +133,7 @@ impl AuthService {
         if changed {
             self.users.save(&stored, vec![]).await?;
         }
-        self.succeeded(&stored.user).await?;
+        self.succeeded(&stored.user).await;
         if changed {
             let notice = if enabled { Notice::EmailCodesEnabled } else { Notice::EmailCodesDisabled };
             self.notify(&stored.user.email, notice).await;
@@ -186,41 +182,56 @@ impl AuthService {
     /// A TOTP code is accepted once: its time step must be later than the last one accepted,
     /// and recording the step is a compare-and-swap, so a code raced twice wins once.
     async fn accept_totp(&self, stored: &StoredUser, code: &str) -> Result<bool, AuthError> {
-        let Some(factor) = &stored.second_factors.totp else { return Ok(false) };
-        let secret = self.open_totp_secret(&stored.user, &factor.sealed_secret)?;
-        let Some(step) = totp::matching_step(&secret, code, now().unix_timestamp() as u64) else { return Ok(false) };
-        if step <= factor.last_step {
-            return Ok(false);
+        let mut current = stored.clone();
+        for _ in 0..3 {
+            let Some(factor) = current.second_factors.totp.clone() else { return Ok(false) };
+            let secret = self.open_totp_secret(&current.user, &factor.sealed_secret)?;
+            let now = now().unix_timestamp() as u64;
+            let Some(step) = totp::matching_step(&secret, code, now) else { return Ok(false) };
+            if step <= factor.last_step {
+                return Ok(false);
+            }
+            // A secret sealed before a key rotation is sealed again with the active key, so the
+            // retired key can eventually be dropped.
+            let sealed_secret = match self.secret_box.is_current(&factor.sealed_secret) {
+                true => factor.sealed_secret,
+                false => self.secret_box.seal(&secret, &current.user.id.to_string()),
+            };
+            let mut advanced = current.clone();
+            advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step });
+            match self.users.save(&advanced, vec![]).await {
+                Ok(()) => return Ok(true),
+                // The record changed: if this very step was accepted meanwhile, the re-read
+                // refuses it; if something else changed, the code is tried again.
+                Err(RepoError::Conflict) => {
+                    current = self.users.find_by_id(current.user.id).await?.ok_or(AuthError::InvalidAccessToken)?
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
-        // A secret sealed before a key rotation is sealed again with the active key, so the
-        // retired key can eventually be dropped.
-        let sealed_secret = match self.secret_box.is_current(&factor.sealed_secret) {
-            true => factor.sealed_secret.clone(),
-            false => self.secret_box.seal(&secret, &stored.user.id.to_string()),
-        };
-        let mut advanced = stored.clone();
-        advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step });
-        match self.users.save(&advanced, vec![]).await {
-            Ok(()) => Ok(true),
-            Err(RepoError::Conflict) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        Err(AuthError::Aborted)
     }
 
+    /// A code is good until it is used, expires, or has taken five wrong guesses (it then
+    /// stays burned until it expires, so asking for a new one still waits out the minute).
     async fn accept_email_code(&self, user: &User, code: &str) -> Result<bool, AuthError> {
-        let Some(secret) = self.secrets.get(user.id, Purpose::EmailCode).await? else { return Ok(false) };
-        if secret.expires_at <= now().unix_timestamp() {
-            return Ok(false);
-        }
         let presented = self.code_mac.mac(code.trim(), &user.id.to_string());
-        if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
-            return Ok(self.secrets.spend(user.id, Purpose::EmailCode, &secret.hash).await?);
+        for _ in 0..3 {
+            let Some(secret) = self.secrets.get(user.id, Purpose::EmailCode).await? else { return Ok(false) };
+            if secret.expires_at <= now().unix_timestamp() || secret.attempts >= EMAIL_CODE_MAX_WRONG_GUESSES {
+                return Ok(false);
+            }
+            if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
+                return Ok(self.secrets.spend(user.id, Purpose::EmailCode, &secret.hash).await?);
+            }
+            match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret).await {
+                Ok(()) => return Ok(false),
+                // Another guess was counted first: count this one on top of it.
+                Err(RepoError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
         }
-        match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret, EMAIL_CODE_MAX_WRONG_GUESSES).await
-        {
-            Ok(()) | Err(RepoError::Conflict) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        Ok(false)
     }
 
     fn open_totp_secret(&self, user: &User, sealed: &str) -> Result<Vec<u8>, AuthError> {
@@ -254,7 +265,7 @@ impl AuthService {
     }
 
     /// Clears the account's failure count after a guarded operation succeeded.
-    pub(super) async fn succeeded(&self, user: &User) -> Result<(), AuthError> {
-        Ok(self.throttle.clear(&Subject::Account(user.id)).await?)
+    pub(super) async fn succeeded(&self, user: &User) {
+        self.clear_failures(&Subject::Account(user.id)).await
     }
 }

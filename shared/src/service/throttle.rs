@@ -31,9 +31,16 @@ impl Subject {
         match self {
             Self::Account(id) => format!("ACCOUNT#{id}"),
             Self::UnknownLogin(hash) => format!("LOGIN#{hash}"),
-            Self::Address(IpAddr::V4(address)) => format!("IP#{address}"),
+            // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
+            Self::Address(address) => Self::address_key(address.to_canonical()),
+        }
+    }
+
+    fn address_key(address: IpAddr) -> String {
+        match address {
+            IpAddr::V4(address) => format!("IP#{address}"),
             // One IPv6 host usually holds a whole /64; counting addresses would count nothing.
-            Self::Address(IpAddr::V6(address)) => {
+            IpAddr::V6(address) => {
                 let segments = address.segments();
                 format!("IP#{:x}:{:x}:{:x}:{:x}::/64", segments[0], segments[1], segments[2], segments[3])
             }
@@ -185,5 +192,7 @@ mod tests {
         let b = Subject::Address("2001:db8:1:2:bbbb::2".parse().unwrap());
         assert_eq!(a.key(), b.key());
         assert_ne!(a.key(), Subject::Address("2001:db8:1:3::1".parse().unwrap()).key());
+        let mapped = Subject::Address("::ffff:203.0.113.7".parse().unwrap());
+        assert_eq!(mapped.key(), Subject::Address("203.0.113.7".parse().unwrap()).key());
     }
 }

@@ -114,7 +114,11 @@ async fn change_account(
     change: impl Fn(&mut StoredUser),
 ) -> Result<(StoredUser, StoredUser), AuthError> {
     for _ in 0..5 {
-        let before = users.find_by_id(id).await?.ok_or(AuthError::NoSuchUser)?;
+        let before = match users.find_by_id(id).await? {
+            // A withdrawn account is gone for good: its values may belong to others by now.
+            Some(stored) if stored.user.status != UserStatus::Withdrawn => stored,
+            _ => return Err(AuthError::NoSuchUser),
+        };
         let mut after = before.clone();
         change(&mut after);
         let (was, will) = (counts_as_admin(&before.user), counts_as_admin(&after.user));
@@ -179,7 +183,7 @@ impl AuthService {
         }
         self.users.save_profile(&before.user, &after, vec![]).await?;
         if email_changes {
-            self.succeeded(&after.user).await?;
+            self.succeeded(&after.user).await;
             if let Err(error) = self.send_verification(&after.user).await {
                 tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
             }
@@ -193,7 +197,8 @@ impl AuthService {
         self.check_password(principal, password, "password", origin).await?;
         change_account(&self.users, principal.user.id, |stored| stored.user.status = UserStatus::Withdrawn).await?;
         self.sessions.delete_all(principal.user.id, None).await?;
-        self.succeeded(&principal.user).await?;
+        self.forget_friends(principal.user.id).await;
+        self.succeeded(&principal.user).await;
         tracing::info!(user_id = %principal.user.id, "account withdrawn");
         Ok(())
     }
@@ -218,9 +223,6 @@ impl AuthService {
             }
         })
         .await?;
-        if before.user.status == UserStatus::Withdrawn {
-            return Err(AuthError::NoSuchUser);
-        }
         if before.user.is_active() && !after.user.is_active() {
             self.sessions.delete_all(id, None).await?;
         }

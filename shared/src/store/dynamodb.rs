@@ -78,14 +78,24 @@ impl DynamoStore {
         Ok(match condition {
             Condition::Always => Expression::default(),
             Condition::NotExists => text("attribute_not_exists(pk)"),
-            Condition::AttributeEquals(attribute, value) => Expression {
-                text: Some("#attribute = :expected".to_owned()),
-                names: Some(HashMap::from([("#attribute".to_owned(), (*attribute).to_owned())])),
-                values: Some(HashMap::from([(
-                    ":expected".to_owned(),
-                    serde_dynamo::to_attribute_value(value).map_err(malformed)?,
-                )])),
-            },
+            Condition::Equals(expected) => {
+                let (mut clauses, mut names, mut values) =
+                    (vec!["attribute_exists(pk)".to_owned()], HashMap::new(), HashMap::new());
+                for (n, (attribute, value)) in expected.iter().enumerate() {
+                    names.insert(format!("#a{n}"), (*attribute).to_owned());
+                    if value.is_null() {
+                        clauses.push(format!("attribute_not_exists(#a{n})"));
+                    } else {
+                        clauses.push(format!("#a{n} = :v{n}"));
+                        values.insert(format!(":v{n}"), serde_dynamo::to_attribute_value(value).map_err(malformed)?);
+                    }
+                }
+                Expression {
+                    text: Some(clauses.join(" AND ")),
+                    names: Some(names),
+                    values: (!values.is_empty()).then_some(values),
+                }
+            }
         })
     }
 

@@ -41,8 +41,16 @@ pub enum Condition {
     Always,
     /// No item with this key exists: how uniqueness is enforced.
     NotExists,
-    /// The item exists and `attribute` holds exactly `value`: compare-and-swap.
-    AttributeEquals(&'static str, Value),
+    /// The item exists and each attribute holds exactly its value: compare-and-swap. A
+    /// `null` value means the attribute is absent (as in records written before it existed).
+    Equals(Vec<(&'static str, Value)>),
+}
+
+impl Condition {
+    /// The item exists and `attribute` holds exactly `value`.
+    pub fn equals(attribute: &'static str, value: impl Into<Value>) -> Self {
+        Self::Equals(vec![(attribute, value.into())])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,8 +104,8 @@ pub fn condition_holds(condition: &Condition, current: Option<&Map<String, Value
     match condition {
         Condition::Always => true,
         Condition::NotExists => current.is_none(),
-        Condition::AttributeEquals(attribute, value) => {
-            current.and_then(|attributes| attributes.get(*attribute)) == Some(value)
-        }
+        Condition::Equals(expected) => current.is_some_and(|attributes| {
+            expected.iter().all(|(attribute, value)| attributes.get(*attribute).unwrap_or(&Value::Null) == value)
+        }),
     }
 }
