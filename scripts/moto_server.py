@@ -1,12 +1,17 @@
-"""moto's server, handling one request at a time.
+"""moto's server, handling one request at a time, with a cheap view of the mail SES sent.
 
 moto applies a DynamoDB TransactWriteItems item by item and, when a condition fails, rolls
 back by restoring a copy of the table taken when the transaction began. Two transactions
 running at once can therefore undo each other's writes, which real DynamoDB never does.
 Serialising requests makes moto as atomic as DynamoDB, so the concurrency tests test
-Latchkey rather than moto. Usage: moto_server.py HOST PORT
+Latchkey rather than moto.
+
+`GET /latchkey/ses-messages` answers the messages SES "sent" (source, destinations, subject,
+body), which moto otherwise only shows in `/moto-api/data.json`, a dump of every model of
+every service that grows with every table the tests create. Usage: moto_server.py HOST PORT
 """
 
+import json
 import os
 import sys
 import threading
@@ -20,8 +25,23 @@ app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
 
 
+def sent_mail(start_response):
+    from moto.ses.models import ses_backends
+
+    messages = [
+        {"source": m.source, "destinations": m.destinations, "subject": m.subject, "body": m.body}
+        for account in list(ses_backends.keys())
+        for region in list(ses_backends[account].keys())
+        for m in ses_backends[account][region].sent_messages
+    ]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(messages).encode()]
+
+
 def one_at_a_time(environ, start_response):
     with lock:
+        if environ.get("PATH_INFO") == "/latchkey/ses-messages":
+            return sent_mail(start_response)
         # The whole body is produced under the lock.
         return list(app(environ, start_response))
 

@@ -75,7 +75,9 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 
 /// The sample events, in an order that gives each a known status against one fresh store.
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
-const EVENT_SCRIPT: [(&str, &str, u16); 19] = [
+/// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
+/// register, login or refresh response).
+const EVENT_SCRIPT: [(&str, &str, u16); 29] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -84,6 +86,20 @@ const EVENT_SCRIPT: [(&str, &str, u16); 19] = [
     ("login", "login", 200),
     ("users", "me", 200),
     ("users", "status", 200),
+    // Phone and `extra` only: the email and the user name stay, so no password is needed and
+    // the later events that name the account still find it.
+    ("users", "update-me", 200),
+    // `^a` matches "ada" (a non-admin sees public profiles).
+    ("users", "list", 200),
+    // The caller's own record.
+    ("users", "get-user", 200),
+    // The caller is no admin: PERMISSION_DENIED before the (unknown) id is looked up.
+    ("users", "administer", 403),
+    ("users", "delete-user", 403),
+    ("friends", "list", 200),
+    // "grace" has no account: NOT_FOUND, both ways.
+    ("friends", "add", 404),
+    ("friends", "remove", 404),
     // Before enable, so no setup is pending: FAILED_PRECONDITION whatever the code. (After
     // enable, a wrong code is refused only almost surely: any code may be a current one.)
     ("totp", "verify", 400),
@@ -102,6 +118,10 @@ const EVENT_SCRIPT: [(&str, &str, u16); 19] = [
     ("refresh", "refresh", 200),
     ("logout", "logout", 200),
     ("logout", "logout-all", 200),
+    // Signed in again (every login ended above), the account is withdrawn: its sessions end
+    // and its login names are released, so nothing may follow.
+    ("login", "login", 200),
+    ("users", "delete-me", 200),
 ];
 
 #[tokio::test]
@@ -127,6 +147,7 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
     assert_eq!(on_disk, scripted, "every event file is replayed, and only those");
 
     let (mut access, mut refresh, mut first_access) = (String::new(), String::new(), String::new());
+    let mut user_id = String::new();
     let mut covered = BTreeSet::new();
     for (function_name, event, expected) in EVENT_SCRIPT {
         let function = *Function::ALL.iter().find(|f| f.name() == function_name).expect("a function");
@@ -135,10 +156,35 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
             // The login's session was just logged out; end the registration's session instead.
             access = first_access.clone();
         }
-        let raw = raw.replace("REPLACE_WITH_ACCESS_TOKEN", &access).replace("REPLACE_WITH_REFRESH_TOKEN", &refresh);
+        let raw = raw
+            .replace("REPLACE_WITH_ACCESS_TOKEN", &access)
+            .replace("REPLACE_WITH_REFRESH_TOKEN", &refresh)
+            .replace("REPLACE_WITH_USER_ID", &user_id);
         let request =
             lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{event}: not an API Gateway event: {e}"));
-        covered.insert((function_name.to_owned(), request.method().to_string(), request.uri().path().to_owned()));
+        // The route is the event's `routeKey`, with `{param}` templates as in the route table;
+        // the path must fit it, each parameter as `pathParameters` gives it.
+        {
+            let fields: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            let route_key = fields["routeKey"].as_str().unwrap_or_else(|| panic!("{event}: no routeKey"));
+            assert_eq!(fields["requestContext"]["routeKey"], route_key, "{event}: requestContext.routeKey");
+            let (method, template) =
+                route_key.split_once(' ').unwrap_or_else(|| panic!("{event}: routeKey {route_key:?}"));
+            assert_eq!(method, request.method().as_str(), "{event}: the method of routeKey");
+            let path = request.uri().path();
+            let (patterns, segments): (Vec<&str>, Vec<&str>) =
+                (template.split('/').collect(), path.split('/').collect());
+            assert_eq!(patterns.len(), segments.len(), "{event}: {path} does not fit {template}");
+            for (pattern, segment) in patterns.iter().zip(&segments) {
+                match pattern.strip_prefix('{').and_then(|name| name.strip_suffix('}')) {
+                    Some(name) => {
+                        assert_eq!(fields["pathParameters"][name], *segment, "{event}: pathParameters.{name}")
+                    }
+                    None => assert_eq!(pattern, segment, "{event}: {path} does not fit {template}"),
+                }
+            }
+            covered.insert((function_name.to_owned(), method.to_owned(), template.to_owned()));
+        }
 
         // The same router the function's main.rs hands to lambda_http::run.
         let response = latchkey::lambda::app(function, state.clone()).oneshot(request).await.unwrap();
@@ -150,6 +196,9 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
             (access, refresh) = (a.to_owned(), r.to_owned());
             if first_access.is_empty() {
                 first_access = a.to_owned();
+            }
+            if let Some(id) = json["user"]["id"].as_str() {
+                user_id = id.to_owned();
             }
         }
     }

@@ -10,6 +10,7 @@ on_both_backends!(
     a_transaction_with_one_false_condition_writes_nothing_and_names_the_write,
     attribute_equals_is_a_compare_and_swap,
     equals_checks_every_attribute_and_null_means_absent,
+    an_import_of_many_items_reads_back_in_full,
     query_returns_one_partitions_items_by_prefix_in_sort_key_order,
     conditional_delete_only_removes_a_matching_item,
     twenty_concurrent_puts_if_absent_have_exactly_one_winner,
@@ -95,6 +96,15 @@ async fn equals_checks_every_attribute_and_null_means_absent(backend: Backend) {
     assert!(matches!(now_present, Err(StoreError::ConditionFailed { .. })), "{now_present:?}");
     let missing_item = store.write(vec![Write::put(item("NONE", "S", json!({})), absent)]).await;
     assert!(matches!(missing_item, Err(StoreError::ConditionFailed { .. })), "{missing_item:?}");
+}
+
+async fn an_import_of_many_items_reads_back_in_full(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let items: Vec<_> = (0..260).map(|n| item("BULK", &format!("{n:04}"), json!({"n": n}))).collect();
+    store.import(items).await.unwrap();
+    let read = store.query("BULK", "").await.unwrap();
+    assert_eq!(read.len(), 260);
+    assert_eq!(read[259].attributes["n"], 259);
 }
 
 async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend: Backend) {

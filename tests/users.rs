@@ -336,6 +336,7 @@ async fn friends_refuse_yourself_strangers_duplicates_and_the_cap(backend: Backe
         server.register(&unique_email(name), Some(name)).await;
     }
     server.put_authorized("/v1/users/me/friends/ada_c", &ada.access, json!({})).await.error(400, "FAILED_PRECONDITION");
+    server.delete_authorized("/v1/users/me/friends/ada_c", &ada.access, None).await.error(404, "NOT_FOUND");
     server.put_authorized("/v1/users/me/friends/nobody_here", &ada.access, json!({})).await.error(404, "NOT_FOUND");
     server
         .put_authorized("/v1/users/me/friends/not%20a%20name", &ada.access, json!({}))

@@ -33,6 +33,9 @@ impl AuthService {
             Some(stored) => stored.user,
             None => return Err(AuthError::NoSuchUser),
         };
+        if friend.id == principal.user.id {
+            return Err(AuthError::NotFriends);
+        }
         self.unfriend(principal.user.id, friend.id).await
     }
 

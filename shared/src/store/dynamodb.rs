@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
 use serde_json::{Map, Value};
 
 use super::{Condition, Item, ItemStore, Key, StoreError, Write};
@@ -215,8 +215,34 @@ where
     StoreError::Unavailable(DisplayErrorContext(error).to_string())
 }
 
+/// BatchWriteItem's limit.
+const BATCH_SIZE: usize = 25;
+
 #[async_trait]
 impl ItemStore for DynamoStore {
+    async fn import(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut pending: Vec<WriteRequest> = Vec::with_capacity(items.len());
+        for item in items {
+            let put = PutRequest::builder().set_item(Some(Self::to_dynamo(item)?)).build().map_err(malformed)?;
+            pending.push(WriteRequest::builder().put_request(put).build());
+        }
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let batch: Vec<WriteRequest> = pending.drain(..pending.len().min(BATCH_SIZE)).collect();
+            let output =
+                self.client.batch_write_item().request_items(&self.table, batch).send().await.map_err(unavailable)?;
+            // Throttled items come back unprocessed: put them back in the queue, with a pause.
+            let unprocessed =
+                output.unprocessed_items.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default();
+            if !unprocessed.is_empty() {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
+                pending.extend(unprocessed);
+            }
+        }
+        Ok(())
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let output = self
             .client

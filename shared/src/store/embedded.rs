@@ -117,6 +117,23 @@ impl ItemStore for EmbeddedStore {
         .await
     }
 
+    async fn import(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ITEMS).map_err(unavailable)?;
+                for item in items {
+                    let bytes = encode(&item.attributes)?;
+                    table
+                        .insert((item.key.pk.as_str(), item.key.sk.as_str()), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
         let (pk, sk_prefix) = (pk.to_owned(), sk_prefix.to_owned());
         self.blocking(move |db| {

@@ -96,6 +96,10 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// Every item of partition `pk` whose sort key starts with `sk_prefix`, in sort-key order.
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError>;
+
+    /// Unconditional bulk puts, for seeding and migrations: cheaper than `write`, but not
+    /// atomic as a whole (on DynamoDB, BatchWriteItem in batches of 25).
+    async fn import(&self, items: Vec<Item>) -> Result<(), StoreError>;
 }
 
 /// Whether `condition` holds for the item currently stored (`None` when absent).
