@@ -130,7 +130,7 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
     let outbox = tempfile::tempdir().unwrap();
     let config = test_config();
     let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
-    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer)).unwrap();
+    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer), None).unwrap();
 
     let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/")
@@ -236,7 +236,7 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
     let lockout = latchkey::config::LockoutPolicy { ip_max_failures_per_hour: 4, ..Default::default() };
     let config = latchkey::config::Config { lockout, ..test_config() };
     let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
-    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer)).unwrap();
+    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer), None).unwrap();
     let template = std::fs::read_to_string(repo_root().join("events/login/login.json")).unwrap();
     let attempt = |n: usize, source_ip: &str| {
         let mut event: serde_json::Value = serde_json::from_str(&template).unwrap();

@@ -37,9 +37,9 @@ async fn main() {
         ..LockoutPolicy::default()
     };
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let state = latchkey::app::embedded_state(config.clone(), data_dir.path()).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let (state, _) = latchkey::app::embedded_state(config.clone(), data_dir.path(), &base).expect("state");
     tokio::spawn(async move { axum::serve(listener, router(&Function::ALL, state)).await.unwrap() });
 
     println!(

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use latchkey::config::Config;
 use latchkey::domain::{Email, Password};
+use latchkey::http::objects::local_object_routes;
 use latchkey::http::{Function, router};
 use latchkey::service::AdminBootstrap;
 use latchkey::store::ItemStore;
@@ -68,11 +69,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let state = latchkey::app::embedded_state(config, &data_dir)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %data_dir.display(), "latchkey-local is serving");
+    let bound = listener.local_addr()?;
+    let max_object_bytes = config.avatar_max_bytes;
+    // Signed object URLs point back at this server.
+    let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &format!("http://{bound}"))?;
+    tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
+    let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes));
     // The peer address is what per-address throttling counts.
-    let app = router(&Function::ALL, state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

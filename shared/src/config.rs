@@ -33,6 +33,8 @@ pub struct Config {
     pub directory_cache_seconds: u64,
     /// The most friends an account may have.
     pub max_friends: u64,
+    /// The largest avatar accepted, in bytes.
+    pub avatar_max_bytes: u64,
 }
 
 /// Brute-force limits: failures beyond `free_failures` within an hour lock the subject for a
@@ -82,6 +84,7 @@ impl Default for Config {
             uniform_response_ms: 400,
             directory_cache_seconds: 10,
             max_friends: 1000,
+            avatar_max_bytes: 5 * 1024 * 1024,
         }
     }
 }
@@ -182,6 +185,7 @@ impl Config {
                 0,
             )? as u64,
             max_friends: number("LATCHKEY_MAX_FRIENDS", defaults.max_friends as i64, 1)? as u64,
+            avatar_max_bytes: number("LATCHKEY_AVATAR_MAX_BYTES", defaults.avatar_max_bytes as i64, 1024)? as u64,
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::crypto::keys::KeyMaterial;
 use crate::http::logging::{RequestId, init_tracing};
 use crate::http::{AppState, Function, router};
 use crate::mail::ses::SesMailer;
+use crate::objects::s3::S3Objects;
 use crate::service::AuthService;
 use crate::store::dynamodb::DynamoStore;
 
@@ -41,7 +42,11 @@ async fn init() -> Result<AppState, SetupError> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     // Building a client makes no network call; functions that never send mail pay nothing.
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), &AuthService::sender(&config));
-    crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer)).map_err(|e| setup(&e))
+    // Only the avatar function is given a bucket.
+    let objects = std::env::var("LATCHKEY_AVATAR_BUCKET").ok().map(|bucket| {
+        Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&aws), bucket)) as Arc<dyn crate::objects::ObjectStore>
+    });
+    crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer), objects).map_err(|e| setup(&e))
 }
 
 /// Reads the key material from a Secrets Manager secret (the JSON of `crypto::keys`).

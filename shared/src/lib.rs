@@ -7,7 +7,8 @@
 //! - [`repo`]: typed records over [`store`], the item-store contract with a DynamoDB and an
 //!   embedded (redb) implementation;
 //! - [`crypto`]: argon2id, opaque secrets, TOTP, sealing of secrets at rest, Ed25519 token keys;
-//! - [`mail`]: the mail port with its SES and outbox adapters, and the message templates.
+//! - [`mail`]: the mail port with its SES and outbox adapters, and the message templates;
+//! - [`objects`]: the object store port (avatars) with its S3 and local-directory adapters.
 //!
 //! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
 
@@ -19,6 +20,7 @@ pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod mail;
+pub mod objects;
 pub mod repo;
 pub mod service;
 pub mod store;

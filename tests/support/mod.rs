@@ -8,10 +8,13 @@ use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
 use latchkey::crypto::passwords::Argon2Settings;
+use latchkey::crypto::sealing::KeyedMac;
+use latchkey::http::objects::local_object_routes;
 use latchkey::http::{Function, router};
 use latchkey::mail::Mailer;
 use latchkey::mail::outbox::Outbox;
 use latchkey::mail::ses::SesMailer;
+use latchkey::objects::local::LocalObjects;
 use latchkey::service::AuthService;
 use latchkey::store::ItemStore;
 use latchkey::store::dynamodb::DynamoStore;
@@ -112,6 +115,54 @@ impl Drop for TestTable {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let _ = runtime.block_on(client.delete_table().table_name(name).send());
+        })
+        .join();
+    }
+}
+
+/// A fresh S3 bucket in moto, emptied and deleted when dropped.
+pub struct TestBucket {
+    pub client: aws_sdk_s3::Client,
+    pub name: String,
+}
+
+impl TestBucket {
+    pub async fn create() -> Self {
+        Self::create_on(s3_client(&aws_sdk_config())).await
+    }
+
+    pub async fn create_on(client: aws_sdk_s3::Client) -> Self {
+        let name = format!("latchkey-test-{}", uuid::Uuid::new_v4());
+        client.create_bucket().bucket(&name).send().await.unwrap_or_else(|error| {
+            panic!("cannot create a bucket: {}", aws_sdk_s3::error::DisplayErrorContext(error))
+        });
+        Self { client, name }
+    }
+
+    pub fn objects(&self) -> latchkey::objects::s3::S3Objects {
+        latchkey::objects::s3::S3Objects::new(self.client.clone(), self.name.clone())
+    }
+}
+
+/// An S3 client for a local S3-speaking server: path-style addressing, since
+/// `<bucket>.127.0.0.1` does not resolve.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(listing) = client.list_objects_v2().bucket(&name).send().await {
+                    for object in listing.contents() {
+                        let _ = client.delete_object().bucket(&name).key(object.key().unwrap_or_default()).send().await;
+                    }
+                }
+                let _ = client.delete_bucket().bucket(&name).send().await;
+            });
         })
         .join();
     }
@@ -262,6 +313,7 @@ pub struct TestServer {
     pub store: Arc<dyn ItemStore>,
     pub mailbox: Mailbox,
     _store: StoreGuard,
+    _objects: (tempfile::TempDir, Option<TestBucket>),
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -283,15 +335,31 @@ impl TestServer {
     }
 
     async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, config: Config) -> Self {
-        let mailer = mailbox.mailer(&config);
-        let state = latchkey::app::state(config, Arc::clone(&store), &fresh_keys(), mailer).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(&Function::ALL, state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mailer = mailbox.mailer(&config);
+        let keys = fresh_keys();
+        // The AWS backends keep avatars in S3 (moto); the embedded one in a local directory
+        // whose signed URLs this server serves, as latchkey-local does.
+        let objects_dir = tempfile::tempdir().expect("temp dir");
+        let local = Arc::new(LocalObjects::new(objects_dir.path(), &base, KeyedMac::for_urls(&keys)).expect("objects"));
+        let bucket = match mailbox {
+            Mailbox::Ses => Some(TestBucket::create().await),
+            Mailbox::Outbox(_) => None,
+        };
+        let objects: Arc<dyn latchkey::objects::ObjectStore> = match &bucket {
+            Some(bucket) => Arc::new(bucket.objects()),
+            None => local.clone(),
+        };
+        let max_object_bytes = config.avatar_max_bytes;
+        let state = latchkey::app::state(config, Arc::clone(&store), &keys, mailer, Some(objects)).expect("state");
+        let app = router(&Function::ALL, state).merge(local_object_routes(local, max_object_bytes));
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        Self { base, client: reqwest::Client::new(), store, mailbox, _store: guard, server }
+        let _objects = (objects_dir, bucket);
+        Self { base, client: reqwest::Client::new(), store, mailbox, _store: guard, _objects, server }
     }
 
     /// The latest message sent to `to`; panics when there is none.

@@ -1,8 +1,9 @@
 //! Secrets at rest and short codes, keyed from the same key material as the signing keys.
 //!
 //! Each seed of the key material yields, through HKDF-SHA256 with distinct labels, an
-//! AES-256-GCM key (TOTP secrets are stored sealed with it) and an HMAC key (6-digit email
-//! codes are stored as their MAC: a plain hash of a 6-digit code is reversed in a second).
+//! AES-256-GCM key (TOTP secrets are stored sealed with it) and HMAC keys: 6-digit email
+//! codes are stored as their MAC (a plain hash of a 6-digit code is reversed in a second),
+//! and the local object store signs its upload and download URLs.
 //! A sealed value names the key that sealed it, so rotating the key material keeps every
 //! stored secret readable while the old seed stays among the retired keys.
 
@@ -17,6 +18,7 @@ use super::keys::KeyMaterial;
 const SALT: &[u8] = b"latchkey key derivation";
 const SEALING_LABEL: &[u8] = b"latchkey/sealing/aes-256-gcm/v1";
 const CODE_MAC_LABEL: &[u8] = b"latchkey/code-mac/hmac-sha256/v1";
+const URL_MAC_LABEL: &[u8] = b"latchkey/object-urls/hmac-sha256/v1";
 
 struct Len(usize);
 
@@ -89,24 +91,37 @@ impl SecretBox {
     }
 }
 
-/// A keyed MAC of short codes, with the active key: rotating the key material voids codes
-/// outstanding at that moment (they live minutes).
-pub struct CodeMac {
+/// A keyed MAC with the active key, one key per use: rotating the key material voids what
+/// is outstanding at that moment (codes and signed URLs live minutes).
+pub struct KeyedMac {
     key: hmac::Key,
 }
 
-impl CodeMac {
-    pub fn from_material(material: &KeyMaterial) -> Self {
+impl KeyedMac {
+    /// For email codes.
+    pub fn for_codes(material: &KeyMaterial) -> Self {
         Self { key: hmac::Key::new(hmac::HMAC_SHA256, &derive(&material.seed, CODE_MAC_LABEL)) }
     }
 
-    /// Hex HMAC-SHA256 of `code` in `context` (a code is only valid for the user it was sent to).
-    pub fn mac(&self, code: &str, context: &str) -> String {
+    /// For the local object store's signed URLs.
+    pub fn for_urls(material: &KeyMaterial) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &derive(&material.seed, URL_MAC_LABEL)) }
+    }
+
+    /// Hex HMAC-SHA256 of `message` in `context` (a code is only valid for the user it was
+    /// sent to).
+    pub fn mac(&self, message: &str, context: &str) -> String {
         let mut signing = hmac::Context::with_key(&self.key);
         signing.update(context.as_bytes());
         signing.update(&[0]);
-        signing.update(code.as_bytes());
+        signing.update(message.as_bytes());
         signing.sign().as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// Whether `mac_hex` is the MAC of `message` in `context`, compared in constant time.
+    pub fn verify(&self, message: &str, context: &str, mac_hex: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.mac(message, context).as_bytes().ct_eq(mac_hex.as_bytes()).into()
     }
 }
 
@@ -151,8 +166,11 @@ mod tests {
 
     #[test]
     fn code_macs_depend_on_key_context_and_code() {
-        let mac = CodeMac::from_material(&material("k1", "seed-one-that-is-long-enough-0123456789"));
-        let other = CodeMac::from_material(&material("k1", "seed-two-that-is-long-enough-9876543210"));
+        let mac = KeyedMac::for_codes(&material("k1", "seed-one-that-is-long-enough-0123456789"));
+        let other = KeyedMac::for_codes(&material("k1", "seed-two-that-is-long-enough-9876543210"));
+        let urls = KeyedMac::for_urls(&material("k1", "seed-one-that-is-long-enough-0123456789"));
+        assert_ne!(mac.mac("123456", "u1"), urls.mac("123456", "u1"), "one key per use");
+        assert!(mac.verify("123456", "u1", &mac.mac("123456", "u1")) && !mac.verify("123456", "u1", "00"));
         assert_eq!(mac.mac("123456", "u1"), mac.mac("123456", "u1"));
         assert_ne!(mac.mac("123456", "u1"), mac.mac("123456", "u2"));
         assert_ne!(mac.mac("123456", "u1"), mac.mac("123457", "u1"));

@@ -4,4 +4,6 @@ mod user;
 mod values;
 
 pub use user::{PublicProfile, Role, User, UserId, UserStatus, UserType};
-pub use values::{Email, Extra, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, Username};
+pub use values::{
+    Email, Extra, ImageType, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, Username,
+};

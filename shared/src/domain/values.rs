@@ -218,6 +218,50 @@ impl Extra {
     }
 }
 
+/// The image formats an avatar may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageType {
+    Png,
+    Jpeg,
+    Webp,
+    Gif,
+}
+
+impl ImageType {
+    pub const ALL: [ImageType; 4] = [Self::Png, Self::Jpeg, Self::Webp, Self::Gif];
+
+    pub fn parse(content_type: &str) -> Result<Self, InvalidValue> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|image| image.content_type() == essence)
+            .ok_or_else(|| invalid("must be one of image/png, image/jpeg, image/webp or image/gif"))
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+            Self::Gif => "image/gif",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+        }
+    }
+
+    /// Whether `start`, the first bytes of a file, are the signature of this format.
+    pub fn matches(self, start: &[u8]) -> bool {
+        infer::get(start).is_some_and(|kind| kind.mime_type() == self.content_type())
+    }
+}
+
 /// The one identifier a login names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginIdentifier {
@@ -301,6 +345,19 @@ mod tests {
         assert!(Extra::parse(serde_json::json!({"theme": "dark"})).is_ok());
         assert!(Extra::parse(serde_json::json!(["not", "an", "object"])).is_err());
         assert!(Extra::parse(serde_json::json!({"blob": "x".repeat(4096)})).is_err());
+    }
+
+    #[test]
+    fn image_types_are_told_by_their_first_bytes_not_their_name() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(ImageType::parse("image/PNG; charset=binary").unwrap(), ImageType::Png);
+        assert!(ImageType::parse("image/svg+xml").is_err() && ImageType::parse("text/html").is_err());
+        assert!(ImageType::Png.matches(png));
+        assert!(!ImageType::Jpeg.matches(png));
+        assert!(!ImageType::Png.matches(b"<html>not an image</html>"));
+        assert!(ImageType::Gif.matches(b"GIF89a\x01\0\x01\0"));
+        assert!(ImageType::Jpeg.matches(b"\xff\xd8\xff\xe0\0\x10JFIF"));
+        assert!(ImageType::Webp.matches(b"RIFF\x24\0\0\0WEBPVP8 "));
     }
 
     #[test]

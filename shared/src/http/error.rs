@@ -109,12 +109,15 @@ impl From<AuthError> for ApiError {
                 ..Self::new(ErrorCode::ResourceExhausted, message)
                     .with_detail(json!({ "reason": "TOO_MANY_ATTEMPTS", "retry_after_seconds": retry_after_seconds }))
             },
-            AuthError::LinkNotFound | AuthError::NoSuchUser | AuthError::NotFriends => {
-                Self::new(ErrorCode::NotFound, message)
-            }
+            AuthError::LinkNotFound
+            | AuthError::NoSuchUser
+            | AuthError::NotFriends
+            | AuthError::NoSuchUpload
+            | AuthError::NoAvatar => Self::new(ErrorCode::NotFound, message),
             AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
             AuthError::PermissionDenied(_) => Self::new(ErrorCode::PermissionDenied, message),
             AuthError::MissingField(field) => Self::invalid_field(field, "is required"),
+            AuthError::InvalidUpload(_) => reason(ErrorCode::InvalidArgument, "INVALID_UPLOAD"),
             AuthError::AlreadyExists(field) => Self::new(ErrorCode::AlreadyExists, message)
                 .with_detail(json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })),
             AuthError::FailedPrecondition(_) => Self::new(ErrorCode::FailedPrecondition, message),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod logging;
+pub mod objects;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use error::{ApiError, ErrorCode};
 pub struct AppState {
     pub auth: Arc<AuthService>,
     pub password_policy: PasswordPolicy,
+    pub avatar_max_bytes: u64,
 }
 
 /// One deployable endpoint group: a Lambda function on AWS, a set of routes locally.
@@ -40,6 +42,7 @@ pub enum Function {
     Password,
     Email,
     Friends,
+    Avatar,
 }
 
 pub struct Route {
@@ -72,7 +75,7 @@ impl Route {
 }
 
 impl Function {
-    pub const ALL: [Function; 10] = [
+    pub const ALL: [Function; 11] = [
         Self::Register,
         Self::Login,
         Self::Refresh,
@@ -83,6 +86,7 @@ impl Function {
         Self::Password,
         Self::Email,
         Self::Friends,
+        Self::Avatar,
     ];
 
     /// The crate under `functions/` and the function's name in `template.yaml`.
@@ -98,6 +102,7 @@ impl Function {
             Self::Password => "password",
             Self::Email => "email",
             Self::Friends => "friends",
+            Self::Avatar => "avatar",
         }
     }
 
@@ -144,6 +149,19 @@ impl Function {
                 Route::get("/v1/users/me/friends", handlers::list_friends),
                 Route::put("/v1/users/me/friends/{username}", handlers::add_friend),
                 Route::delete("/v1/users/me/friends/{username}", handlers::remove_friend),
+            ],
+            Self::Avatar => vec![
+                Route::post("/v1/avatar/upload-url", handlers::avatars::upload_url),
+                Route::post("/v1/avatar/confirm", handlers::avatars::confirm),
+                Route {
+                    method: Method::PUT,
+                    path: "/v1/avatar",
+                    // The one route whose body is not small JSON.
+                    handler: routing::put(handlers::avatars::upload)
+                        .layer(DefaultBodyLimit::max(handlers::avatars::DIRECT_UPLOAD_MAX_BYTES as usize + 1)),
+                },
+                Route::delete("/v1/avatar", handlers::avatars::remove),
+                Route::get("/v1/users/{id}/avatar", handlers::avatars::view),
             ],
         }
     }

@@ -17,17 +17,20 @@
 //! | admin count       | `ADMINS`             | `COUNT`            |
 //! | friend            | `USER#<id>`          | `FRIEND#<id>`      |
 //! | friend count      | `USER#<id>`          | `FRIENDS`          |
+//! | pending upload    | `USER#<id>`          | `UPLOAD#<sha256>`  |
 
 mod counters;
 mod friends;
 mod secrets;
 mod sessions;
+mod uploads;
 mod users;
 
 pub use counters::{CounterRepo, FailureCounter};
 pub use friends::{FriendRepo, FriendshipChange};
 pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
+pub use uploads::{PendingUpload, UploadRepo};
 pub use users::{DirectoryEntry, SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
 
 use serde::Serialize;

@@ -33,6 +33,9 @@ pub struct StoredUser {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub second_factors: SecondFactors,
+    /// The object holding the avatar (the API shows `user.avatar`, the path that serves it).
+    #[serde(default)]
+    pub avatar_key: Option<String>,
     /// Sessions started under an older epoch are void: a password reset or change bumps it,
     /// so a login that checked the old password while the change ran cannot keep a session.
     #[serde(default)]
@@ -144,6 +147,7 @@ impl UserRepo {
             user: user.clone(),
             password_hash,
             second_factors: SecondFactors::default(),
+            avatar_key: None,
             session_epoch: 0,
             version: 1,
         };

@@ -15,14 +15,15 @@ use super::users::DirectoryCache;
 use crate::config::Config;
 use crate::crypto::keys::{AccessClaims, KeyError, KeyMaterial, SigningKeys};
 use crate::crypto::passwords::{HashError, PasswordHasher};
-use crate::crypto::sealing::{CodeMac, SecretBox};
+use crate::crypto::sealing::{KeyedMac, SecretBox};
 use crate::crypto::secrets;
 use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Username};
 use crate::mail::templates::{Mail, Notice, Templates};
 use crate::mail::{Mailer, Sender};
+use crate::objects::ObjectStore;
 use crate::repo::{
     CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField,
-    UserRepo,
+    UploadRepo, UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 
@@ -54,6 +55,13 @@ pub enum AuthError {
     AlreadyExists(UniqueField),
     #[error("no such user")]
     NoSuchUser,
+    #[error("no such upload: the token is unknown, expired or already used")]
+    NoSuchUpload,
+    #[error("no avatar")]
+    NoAvatar,
+    /// What was uploaded is not what was declared, or not an allowed image.
+    #[error("{0}")]
+    InvalidUpload(String),
     #[error("you are friends already")]
     AlreadyFriends,
     #[error("you are not friends")]
@@ -175,10 +183,13 @@ pub struct AuthService {
     pub(super) hasher: PasswordHasher,
     keys: SigningKeys,
     pub(super) secret_box: SecretBox,
-    pub(super) code_mac: CodeMac,
+    pub(super) code_mac: KeyedMac,
     mailer: Arc<dyn Mailer>,
     templates: Templates,
     pub(super) directory: DirectoryCache,
+    pub(super) uploads: UploadRepo,
+    /// Absent in functions that serve no avatar routes.
+    pub(super) objects: Option<Arc<dyn ObjectStore>>,
     pub(super) friends: FriendRepo,
     pub(super) config: Config,
 }
@@ -193,8 +204,11 @@ impl AuthService {
         store: Arc<dyn ItemStore>,
         keys: &KeyMaterial,
         mailer: Arc<dyn Mailer>,
+        objects: Option<Arc<dyn ObjectStore>>,
     ) -> Result<Self, AuthError> {
         Ok(Self {
+            uploads: UploadRepo::new(Arc::clone(&store)),
+            objects,
             users: UserRepo::new(Arc::clone(&store)),
             sessions: SessionRepo::new(Arc::clone(&store)),
             secrets: OneTimeSecretRepo::new(Arc::clone(&store)),
@@ -205,7 +219,7 @@ impl AuthService {
             hasher: PasswordHasher::new(config.argon2)?,
             keys: SigningKeys::from_material(keys, &config.issuer, &config.audience)?,
             secret_box: SecretBox::from_material(keys),
-            code_mac: CodeMac::from_material(keys),
+            code_mac: KeyedMac::for_codes(keys),
             mailer,
             templates: Templates::new(config.product_name.clone(), config.app_url.clone()),
             config,

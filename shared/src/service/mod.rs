@@ -2,6 +2,7 @@
 
 mod account;
 mod auth;
+mod avatars;
 mod friends;
 mod mfa;
 mod throttle;
@@ -11,4 +12,5 @@ pub use auth::{
     AuthError, AuthService, Credentials, Introspection, Origin, Principal, Registered, Registration, SecondFactor,
     TokenPair,
 };
+pub use avatars::{AvatarUpload, URL_LIFETIME};
 pub use users::{AdminBootstrap, AdminChanges, Listed, Patch, ProfileChanges, UserPage, UserQuery};

@@ -1,6 +1,7 @@
 //! Handlers: parse the request, call one service method, shape the response.
 
 mod account;
+pub mod avatars;
 mod mfa;
 mod users;
 
@@ -87,7 +88,7 @@ fn typed_password(field: &str, raw: String) -> Result<String, ApiError> {
 }
 
 /// A token field, trimmed, that must not be blank.
-fn non_empty<'a>(field: &str, raw: &'a str) -> Result<&'a str, ApiError> {
+pub(super) fn non_empty<'a>(field: &str, raw: &'a str) -> Result<&'a str, ApiError> {
     match raw.trim() {
         "" => Err(ApiError::invalid_field(field, "must not be empty")),
         token => Ok(token),

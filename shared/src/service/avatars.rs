@@ -1,0 +1,182 @@
+//! Avatars: a presigned upload confirmed by the uploader, a direct upload, presigned views.
+//!
+//! Uploads land under `uploads/<user>/` (emptied daily by a bucket lifecycle rule, which is
+//! what removes uploads nobody confirmed); a confirmed one is checked (size, and that its
+//! first bytes are an image of the declared type) and moved to `avatars/<user>/`.
+
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+
+use super::auth::{AuthError, AuthService, Principal, now};
+use crate::crypto::secrets;
+use crate::domain::{ImageType, User, UserId};
+use crate::objects::{ObjectError, ObjectStore, UploadTicket};
+use crate::repo::{PendingUpload, RepoError, StoredUser, UploadRepo};
+
+/// How long upload and view URLs (and the confirmation token) are valid.
+pub const URL_LIFETIME: Duration = Duration::from_secs(300);
+/// Enough of a file to tell every allowed image format by its signature.
+const SIGNATURE_BYTES: u64 = 32;
+
+impl From<ObjectError> for AuthError {
+    fn from(error: ObjectError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+/// What `POST /v1/avatar/upload-url` hands the client.
+pub struct AvatarUpload {
+    pub ticket: UploadTicket,
+    pub token: String,
+    pub expires_in: u64,
+}
+
+/// The path that serves a user's avatar URL, shown as `avatar` in profiles.
+fn avatar_path(id: UserId) -> String {
+    format!("/v1/users/{id}/avatar")
+}
+
+impl AuthService {
+    fn objects(&self) -> Result<&dyn ObjectStore, AuthError> {
+        self.objects.as_deref().ok_or_else(|| AuthError::Unavailable("no object store is configured".into()))
+    }
+
+    /// Step one: a URL that accepts exactly the declared image, and a token to confirm it with.
+    pub async fn avatar_upload_url(
+        &self,
+        principal: &Principal,
+        image: ImageType,
+        size: u64,
+    ) -> Result<AvatarUpload, AuthError> {
+        let id = principal.user.id;
+        let key = format!("uploads/{id}/{}.{}", uuid::Uuid::new_v4(), image.extension());
+        let ticket = self.objects()?.presign_upload(&key, image.content_type(), size, URL_LIFETIME).await?;
+        let secret = secrets::generate();
+        let expires_at = now().unix_timestamp() + URL_LIFETIME.as_secs() as i64;
+        let upload = PendingUpload {
+            hash: secrets::hash(&secret),
+            key,
+            content_type: image.content_type().to_owned(),
+            size,
+            expires_at,
+            ttl: expires_at,
+        };
+        self.uploads.create(id, &upload).await?;
+        Ok(AvatarUpload { ticket, token: format!("{id}.{secret}"), expires_in: URL_LIFETIME.as_secs() })
+    }
+
+    /// Step two: checks what was uploaded and makes it the caller's avatar. Answers a view URL.
+    pub async fn confirm_avatar(&self, principal: &Principal, token: &str) -> Result<String, AuthError> {
+        let objects = self.objects()?;
+        let user_id = principal.user.id;
+        let parsed = token.trim().split_once('.').and_then(|(id, secret)| Some((UserId::parse(id)?, secret)));
+        // Someone else's token reads as no upload at all.
+        let Some((_, secret)) = parsed.filter(|(owner, _)| *owner == user_id) else {
+            return Err(AuthError::NoSuchUpload);
+        };
+        let hash = secrets::hash(secret);
+        let upload = match self.uploads.get(user_id, &hash).await? {
+            Some(upload) if bool::from(upload.hash.as_bytes().ct_eq(hash.as_bytes())) => upload,
+            _ => return Err(AuthError::NoSuchUpload),
+        };
+        if upload.expires_at <= now().unix_timestamp() {
+            objects.delete(&upload.key).await?;
+            return Err(AuthError::NoSuchUpload);
+        }
+        let image = ImageType::parse(&upload.content_type).map_err(|_| AuthError::NoSuchUpload)?;
+        let Some(size) = objects.size(&upload.key).await? else {
+            return Err(AuthError::InvalidUpload("nothing was uploaded to the URL".into()));
+        };
+        if size != upload.size || size > self.config.avatar_max_bytes {
+            objects.delete(&upload.key).await?;
+            return Err(AuthError::InvalidUpload(format!(
+                "{size} bytes were uploaded, not the {} declared",
+                upload.size
+            )));
+        }
+        if !image.matches(&objects.read_start(&upload.key, SIGNATURE_BYTES).await?) {
+            objects.delete(&upload.key).await?;
+            return Err(AuthError::InvalidUpload(format!("the file is not a {} image", image.content_type())));
+        }
+        let key = format!("avatars/{user_id}/{}.{}", uuid::Uuid::new_v4(), image.extension());
+        objects.rename(&upload.key, &key, image.content_type()).await?;
+        // A concurrent confirm of the same token loses here, and its copy is removed.
+        if let Err(error) =
+            self.set_avatar(principal, Some(key.clone()), vec![UploadRepo::consume(user_id, &hash)]).await
+        {
+            objects.delete(&key).await?;
+            return Err(match error {
+                AuthError::Aborted => AuthError::NoSuchUpload,
+                other => other,
+            });
+        }
+        Ok(objects.presign_download(&key, URL_LIFETIME).await?)
+    }
+
+    /// `PUT /v1/avatar`: the image bytes in one request, checked the same way.
+    pub async fn upload_avatar(
+        &self,
+        principal: &Principal,
+        image: ImageType,
+        body: Vec<u8>,
+    ) -> Result<String, AuthError> {
+        let objects = self.objects()?;
+        if !image.matches(&body) {
+            return Err(AuthError::InvalidUpload(format!("the body is not a {} image", image.content_type())));
+        }
+        let key = format!("avatars/{}/{}.{}", principal.user.id, uuid::Uuid::new_v4(), image.extension());
+        objects.put(&key, image.content_type(), body).await?;
+        if let Err(error) = self.set_avatar(principal, Some(key.clone()), vec![]).await {
+            objects.delete(&key).await?;
+            return Err(error);
+        }
+        Ok(objects.presign_download(&key, URL_LIFETIME).await?)
+    }
+
+    /// `DELETE /v1/avatar`.
+    pub async fn delete_avatar(&self, principal: &Principal) -> Result<(), AuthError> {
+        self.objects()?;
+        self.set_avatar(principal, None, vec![]).await
+    }
+
+    /// `GET /v1/users/{id}/avatar`: a short-lived URL of anyone's avatar.
+    pub async fn avatar_url(&self, id: UserId) -> Result<String, AuthError> {
+        let objects = self.objects()?;
+        match self.users.find_by_id(id).await? {
+            Some(StoredUser { user: User { status, .. }, avatar_key: Some(key), .. })
+                if status == crate::domain::UserStatus::Normal =>
+            {
+                Ok(objects.presign_download(&key, URL_LIFETIME).await?)
+            }
+            _ => Err(AuthError::NoAvatar),
+        }
+    }
+
+    /// Points the caller's avatar at `key` (or at nothing), with `also` in the same
+    /// transaction, then deletes the object it replaced.
+    async fn set_avatar(
+        &self,
+        principal: &Principal,
+        key: Option<String>,
+        also: Vec<crate::store::Write>,
+    ) -> Result<(), AuthError> {
+        let mut stored = self.stored(principal).await?;
+        if key.is_none() && stored.avatar_key.is_none() {
+            return Err(AuthError::NoAvatar);
+        }
+        let replaced = std::mem::replace(&mut stored.avatar_key, key);
+        stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
+        match self.users.save(&stored, also).await {
+            Ok(()) => {}
+            Err(RepoError::Conflict) => return Err(AuthError::Aborted),
+            Err(error) => return Err(error.into()),
+        }
+        if let Some(old) = replaced
+            && let Err(error) = self.objects()?.delete(&old).await
+        {
+            tracing::warn!(user_id = %stored.user.id, %error, "a replaced avatar could not be deleted");
+        }
+        Ok(())
+    }
+}
