@@ -11,6 +11,7 @@ on_both_backends!(
     attribute_equals_is_a_compare_and_swap,
     equals_checks_every_attribute_and_null_means_absent,
     an_import_of_many_items_reads_back_in_full,
+    a_check_writes_nothing_but_its_condition_gates_the_transaction,
     query_returns_one_partitions_items_by_prefix_in_sort_key_order,
     conditional_delete_only_removes_a_matching_item,
     twenty_concurrent_puts_if_absent_have_exactly_one_winner,
@@ -96,6 +97,26 @@ async fn equals_checks_every_attribute_and_null_means_absent(backend: Backend) {
     assert!(matches!(now_present, Err(StoreError::ConditionFailed { .. })), "{now_present:?}");
     let missing_item = store.write(vec![Write::put(item("NONE", "S", json!({})), absent)]).await;
     assert!(matches!(missing_item, Err(StoreError::ConditionFailed { .. })), "{missing_item:?}");
+}
+
+async fn a_check_writes_nothing_but_its_condition_gates_the_transaction(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.write(vec![Write::put(item("GATE", "S", json!({"open": true})), Condition::Always)]).await.unwrap();
+    let gated = |open: bool, sk: &str| {
+        vec![
+            Write::check(Key::new("GATE", "S"), Condition::equals("open", open)),
+            Write::put(item("BEHIND", sk, json!({})), Condition::Always),
+        ]
+    };
+    let refused = store.write(gated(false, "A")).await;
+    assert!(matches!(refused, Err(StoreError::ConditionFailed { write: 0 })), "{refused:?}");
+    assert_eq!(store.get(&Key::new("BEHIND", "A")).await.unwrap(), None);
+    store.write(gated(true, "B")).await.unwrap();
+    assert!(store.get(&Key::new("BEHIND", "B")).await.unwrap().is_some());
+    let gate = store.get(&Key::new("GATE", "S")).await.unwrap().unwrap();
+    assert_eq!(gate.attributes["open"], true, "the checked item is unchanged");
+    let alone = store.write(vec![Write::check(Key::new("GATE", "S"), Condition::equals("open", false))]).await;
+    assert!(matches!(alone, Err(StoreError::ConditionFailed { write: 0 })), "{alone:?}");
 }
 
 async fn an_import_of_many_items_reads_back_in_full(backend: Backend) {

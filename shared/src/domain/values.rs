@@ -210,6 +210,7 @@ impl Extra {
         if size > Self::MAX_BYTES {
             return Err(invalid(format!("must be at most {} bytes of JSON, not {size}", Self::MAX_BYTES)));
         }
+        storable(&serde_json::Value::Object(object.clone()), 0)?;
         Ok(Self(object))
     }
 
@@ -259,6 +260,30 @@ impl ImageType {
     /// Whether `start`, the first bytes of a file, are the signature of this format.
     pub fn matches(self, start: &[u8]) -> bool {
         infer::get(start).is_some_and(|kind| kind.mime_type() == self.content_type())
+    }
+}
+
+/// What DynamoDB can store (so both backends accept the same `extra`): non-empty keys, at
+/// most 32 levels of nesting, numbers within DynamoDB's range.
+fn storable(value: &serde_json::Value, depth: usize) -> Result<(), InvalidValue> {
+    use serde_json::Value;
+    if depth > 31 {
+        return Err(invalid("must nest at most 32 levels deep"));
+    }
+    match value {
+        Value::Object(object) => object.iter().try_for_each(|(key, value)| match key.is_empty() {
+            true => Err(invalid("must not have empty keys")),
+            false => storable(value, depth + 1),
+        }),
+        Value::Array(items) => items.iter().try_for_each(|item| storable(item, depth + 1)),
+        Value::Number(number) => {
+            let magnitude = number.as_f64().map_or(f64::INFINITY, f64::abs);
+            match magnitude == 0.0 || (1e-130..1e126).contains(&magnitude) {
+                true => Ok(()),
+                false => Err(invalid("numbers must lie within ±1e-130..1e126")),
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -345,6 +370,11 @@ mod tests {
         assert!(Extra::parse(serde_json::json!({"theme": "dark"})).is_ok());
         assert!(Extra::parse(serde_json::json!(["not", "an", "object"])).is_err());
         assert!(Extra::parse(serde_json::json!({"blob": "x".repeat(4096)})).is_err());
+        assert!(Extra::parse(serde_json::json!({"": 1})).is_err());
+        assert!(Extra::parse(serde_json::json!({"x": 1e300})).is_err());
+        assert!(Extra::parse(serde_json::json!({"x": {"y": [0, 1.5, -2]}})).is_ok());
+        let deep = (0..40).fold(serde_json::json!(1), |inner, _| serde_json::json!({ "a": inner }));
+        assert!(Extra::parse(deep).is_err());
     }
 
     #[test]

@@ -12,7 +12,11 @@ pub enum Notice {
     TotpDisabled,
     EmailCodesEnabled,
     EmailCodesDisabled,
-    RecoveryCodeUsed { remaining: usize },
+    RecoveryCodeUsed {
+        remaining: usize,
+    },
+    /// Sent to the old address.
+    EmailChanged,
 }
 
 /// What a message is about, with the secret it carries, if any.
@@ -107,6 +111,10 @@ impl Templates {
                     Notice::EmailCodesDisabled => {
                         ("Email codes turned off", "Sign-in no longer asks for a code sent to this address.".to_owned())
                     }
+                    Notice::EmailChanged => (
+                        "Your email address was changed",
+                        "Your account now uses another email address; this one no longer signs in or receives its mail.".to_owned(),
+                    ),
                     Notice::RecoveryCodeUsed { remaining } => (
                         "A recovery code was used",
                         format!(

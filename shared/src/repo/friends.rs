@@ -29,6 +29,8 @@ pub enum FriendshipChange {
     Unchanged,
     /// A count moved meanwhile; read again and retry.
     Raced,
+    /// A check given with the change failed: one of the accounts is no longer active.
+    Inactive,
 }
 
 fn edge_key(owner: UserId, friend: UserId) -> Key {
@@ -55,7 +57,15 @@ impl FriendRepo {
     }
 
     /// Makes `a` and `b` friends, given the friend counts as read (`seen`).
-    pub async fn add(&self, a: UserId, b: UserId, seen: (u64, u64), now: i64) -> Result<FriendshipChange, RepoError> {
+    /// `checks` (after the four writes) must hold too.
+    pub async fn add(
+        &self,
+        a: UserId,
+        b: UserId,
+        seen: (u64, u64),
+        now: i64,
+        checks: Vec<Write>,
+    ) -> Result<FriendshipChange, RepoError> {
         let edge = |owner, friend| to_item(edge_key(owner, friend), &Edge { user_id: friend, since: now });
         let writes = vec![
             Write::put(edge(a, b)?, Condition::NotExists),
@@ -63,7 +73,7 @@ impl FriendRepo {
             count_write(count_key(a), seen.0, seen.0 + 1),
             count_write(count_key(b), seen.1, seen.1 + 1),
         ];
-        self.apply(writes).await
+        self.apply([writes, checks].concat()).await
     }
 
     /// Ends the friendship of `a` and `b`, given the friend counts as read (`seen`).
@@ -81,7 +91,8 @@ impl FriendRepo {
         match self.store.write(writes).await {
             Ok(()) => Ok(FriendshipChange::Done),
             Err(StoreError::ConditionFailed { write: 0 | 1 }) => Ok(FriendshipChange::Unchanged),
-            Err(StoreError::ConditionFailed { .. }) => Ok(FriendshipChange::Raced),
+            Err(StoreError::ConditionFailed { write: 2 | 3 }) => Ok(FriendshipChange::Raced),
+            Err(StoreError::ConditionFailed { .. }) => Ok(FriendshipChange::Inactive),
             Err(error) => Err(error.into()),
         }
     }

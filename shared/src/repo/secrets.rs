@@ -83,6 +83,11 @@ impl OneTimeSecretRepo {
         Write::delete(secret_key(user_id, purpose), Condition::equals("hash", hash))
     }
 
+    /// The write that voids any secret of `purpose` the user has.
+    pub fn discard(user_id: UserId, purpose: Purpose) -> Write {
+        Write::delete(secret_key(user_id, purpose), Condition::Always)
+    }
+
     /// Spends the secret with this hash on its own; `false` when it was spent or replaced.
     pub async fn spend(&self, user_id: UserId, purpose: Purpose, hash: &str) -> Result<bool, RepoError> {
         match self.store.write(vec![Self::consume(user_id, purpose, hash)]).await {

@@ -110,10 +110,11 @@ impl SessionRepo {
         Ok(self.store.write(vec![Write::delete(session_key(user_id, sid), Condition::Always)]).await?)
     }
 
-    /// Whether the user has a login that has not ended or expired.
-    pub async fn has_live_session(&self, user_id: UserId, now: i64) -> Result<bool, RepoError> {
+    /// Whether the user has a login of the current session `epoch` that has not ended or expired.
+    pub async fn has_live_session(&self, user_id: UserId, epoch: u64, now: i64) -> Result<bool, RepoError> {
         let sessions = self.store.query(&format!("USER#{user_id}"), "SESSION#").await?;
-        Ok(sessions.into_iter().any(|item| item.attributes.get("expires_at").and_then(|v| v.as_i64()) > Some(now)))
+        let sessions = sessions.into_iter().map(from_item::<Session>).collect::<Result<Vec<_>, _>>()?;
+        Ok(sessions.iter().any(|session| session.expires_at > now && session.epoch == epoch))
     }
 
     /// Ends every login of the user but `keep`; answers how many were ended.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{RepoError, count_write, from_item, read_count, to_item};
-use crate::domain::{Email, LoginIdentifier, User, UserId, UserStatus, Username};
+use crate::domain::{Email, LoginIdentifier, Role, User, UserId, UserStatus, Username};
 use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 
 /// The values no two accounts may share.
@@ -234,6 +234,19 @@ impl UserRepo {
         )];
         writes.extend(also);
         Ok(writes)
+    }
+
+    /// A transaction check that `id` is an active admin.
+    pub fn admin_check(id: UserId) -> Write {
+        Write::check(
+            user_key(id),
+            Condition::Equals(vec![("role", json!(Role::Admin)), ("status", json!(UserStatus::Normal))]),
+        )
+    }
+
+    /// A transaction check that `id` is an active account.
+    pub fn active_check(id: UserId) -> Write {
+        Write::check(user_key(id), Condition::equals("status", json!(UserStatus::Normal)))
     }
 
     /// Every listed account, oldest first (creation time, then id).

@@ -1,26 +1,29 @@
 //! Friends: mutual, made by one call, capped per account.
 
 use super::auth::{AuthError, AuthService, Principal, now};
-use crate::domain::{LoginIdentifier, PublicProfile, User, UserId, Username};
-use crate::repo::FriendshipChange;
+use crate::domain::{LoginIdentifier, PublicProfile, UserId, UserStatus, Username};
+use crate::repo::{FriendshipChange, StoredUser, UserRepo};
 
 impl AuthService {
     /// `PUT /v1/users/me/friends/{username}`: the two become friends of each other.
     pub async fn add_friend(&self, principal: &Principal, username: Username) -> Result<PublicProfile, AuthError> {
         let friend = self.active_by_username(username).await?;
         let me = principal.user.id;
-        if friend.id == me {
+        if friend.user.id == me {
             return Err(AuthError::FailedPrecondition("you cannot befriend yourself"));
         }
         for _ in 0..5 {
-            let seen = (self.friends.count(me).await?, self.friends.count(friend.id).await?);
+            let seen = (self.friends.count(me).await?, self.friends.count(friend.user.id).await?);
             if seen.0 >= self.config.max_friends || seen.1 >= self.config.max_friends {
                 return Err(AuthError::FailedPrecondition("one of you has reached the friend limit"));
             }
-            match self.friends.add(me, friend.id, seen, now().unix_timestamp()).await? {
+            // Both accounts must still be active when the friendship is written.
+            let checks = vec![UserRepo::active_check(me), UserRepo::active_check(friend.user.id)];
+            match self.friends.add(me, friend.user.id, seen, now().unix_timestamp(), checks).await? {
                 FriendshipChange::Done => return Ok(self.public_profiles(vec![friend]).await?.remove(0)),
                 FriendshipChange::Unchanged => return Err(AuthError::AlreadyFriends),
                 FriendshipChange::Raced => continue,
+                FriendshipChange::Inactive => return Err(AuthError::NoSuchUser),
             }
         }
         Err(AuthError::Aborted)
@@ -45,7 +48,7 @@ impl AuthService {
             match self.friends.remove(me, friend, seen).await? {
                 FriendshipChange::Done => return Ok(()),
                 FriendshipChange::Unchanged => return Err(AuthError::NotFriends),
-                FriendshipChange::Raced => continue,
+                FriendshipChange::Raced | FriendshipChange::Inactive => continue,
             }
         }
         Err(AuthError::Aborted)
@@ -71,19 +74,26 @@ impl AuthService {
     /// active (a deleted or withdrawn friend is not listed).
     pub async fn list_friends(&self, principal: &Principal) -> Result<Vec<PublicProfile>, AuthError> {
         let ids = self.friends.list(principal.user.id).await?;
-        let records = futures::future::join_all(ids.into_iter().map(|id| self.users.find_by_id(id))).await;
+        let records = futures::future::join_all(ids.iter().map(|id| self.users.find_by_id(*id))).await;
         let mut friends = Vec::new();
-        for stored in records {
-            if let Some(stored) = stored?.filter(|stored| stored.user.is_active()) {
-                friends.push(stored.user);
+        for (id, stored) in ids.into_iter().zip(records) {
+            match stored? {
+                Some(stored) if stored.user.is_active() => friends.push(stored),
+                // A friendship a withdrawal left behind (its cleanup failed): end it now.
+                Some(stored) if stored.user.status == UserStatus::Withdrawn => {
+                    if let Err(error) = self.unfriend(principal.user.id, id).await {
+                        tracing::warn!(%error, "a friendship with a withdrawn account was not ended");
+                    }
+                }
+                _ => {}
             }
         }
         self.public_profiles(friends).await
     }
 
-    async fn active_by_username(&self, username: Username) -> Result<User, AuthError> {
+    async fn active_by_username(&self, username: Username) -> Result<StoredUser, AuthError> {
         match self.users.find_by_login(&LoginIdentifier::Username(username)).await? {
-            Some(stored) if stored.user.is_active() => Ok(stored.user),
+            Some(stored) if stored.user.is_active() => Ok(stored),
             _ => Err(AuthError::NoSuchUser),
         }
     }

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::auth::{AuthError, AuthService, Origin, Principal, now};
 use crate::crypto::passwords::PasswordHasher;
 use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
-use crate::repo::{DirectoryEntry, RepoError, StoredUser, UserRepo};
+use crate::mail::templates::Notice;
+use crate::repo::{DirectoryEntry, OneTimeSecretRepo, Purpose, RepoError, StoredUser, UserRepo};
+use crate::store::Write;
 
 /// How a field of a partial update changes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,7 +39,7 @@ impl<T> Patch<T> {
 }
 
 /// `PATCH /v1/users/me`: what the owner may change.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProfileChanges {
     pub username: Patch<Username>,
     pub email: Option<Email>,
@@ -112,6 +114,7 @@ async fn change_account(
     users: &UserRepo,
     id: UserId,
     change: impl Fn(&mut StoredUser),
+    checks: Vec<Write>,
 ) -> Result<(StoredUser, StoredUser), AuthError> {
     for _ in 0..5 {
         let before = match users.find_by_id(id).await? {
@@ -122,7 +125,7 @@ async fn change_account(
         let mut after = before.clone();
         change(&mut after);
         let (was, will) = (counts_as_admin(&before.user), counts_as_admin(&after.user));
-        let mut also = Vec::new();
+        let mut also = checks.clone();
         if was != will {
             let seen = users.admin_count().await?;
             if was && seen <= 1 {
@@ -165,38 +168,59 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<User, AuthError> {
         let email_changes = changes.email.as_ref().is_some_and(|email| *email != principal.user.email);
-        let before = match (email_changes, current_password) {
+        match (email_changes, current_password) {
             (true, None) => return Err(AuthError::MissingField("current_password")),
-            (true, Some(password)) => self.check_password(principal, password, "current_password", origin).await?,
-            (false, _) => self.stored(principal).await?,
-        };
-        let mut after = before.clone();
-        let user = &mut after.user;
-        user.username = changes.username.apply(user.username.take());
-        user.phone = changes.phone.apply(user.phone.take());
-        if let Some(extra) = changes.extra {
-            user.extra = extra.into_inner();
-        }
-        if let Some(email) = changes.email.filter(|_| email_changes) {
-            user.email = email;
-            user.is_email_verified = false;
-        }
-        self.users.save_profile(&before.user, &after, vec![]).await?;
-        if email_changes {
-            self.succeeded(&after.user).await;
-            if let Err(error) = self.send_verification(&after.user).await {
-                tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
+            (true, Some(password)) => {
+                self.check_password(principal, password, "current_password", origin).await?;
             }
+            (false, _) => {}
         }
-        Ok(after.user)
+        // Re-applied on a fresh read when something else changed the account meanwhile (a
+        // TOTP sign-in, a verification): only a taken value ends it.
+        for _ in 0..5 {
+            let before = self.stored(principal).await?;
+            let mut after = before.clone();
+            let user = &mut after.user;
+            user.username = changes.username.clone().apply(user.username.take());
+            user.phone = changes.phone.clone().apply(user.phone.take());
+            if let Some(extra) = &changes.extra {
+                user.extra = extra.clone().into_inner();
+            }
+            let mut also = Vec::new();
+            if let Some(email) = changes.email.clone().filter(|email| *email != before.user.email) {
+                user.email = email;
+                user.is_email_verified = false;
+                // Codes and links sent to the old address stop working with it.
+                also.push(OneTimeSecretRepo::discard(before.user.id, Purpose::PasswordReset));
+                also.push(OneTimeSecretRepo::discard(before.user.id, Purpose::EmailCode));
+            }
+            match self.users.save_profile(&before.user, &after, also).await {
+                Err(RepoError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+                Ok(()) => {}
+            }
+            if before.user.email != after.user.email {
+                self.succeeded(&after.user).await;
+                self.notify(&before.user.email, Notice::EmailChanged).await;
+                if let Err(error) = self.send_verification(&after.user).await {
+                    tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
+                }
+            }
+            return Ok(after.user);
+        }
+        Err(AuthError::Aborted)
     }
 
     /// `DELETE /v1/users/me`: the account is withdrawn, its sessions end, and its email,
     /// username and phone are free for new accounts.
     pub async fn withdraw(&self, principal: &Principal, password: String, origin: &Origin) -> Result<(), AuthError> {
         self.check_password(principal, password, "password", origin).await?;
-        change_account(&self.users, principal.user.id, |stored| stored.user.status = UserStatus::Withdrawn).await?;
-        self.sessions.delete_all(principal.user.id, None).await?;
+        let withdraw = |stored: &mut StoredUser| stored.user.status = UserStatus::Withdrawn;
+        change_account(&self.users, principal.user.id, withdraw, vec![]).await?;
+        // The account is gone from here on (it is no longer active): what follows is cleanup.
+        if let Err(error) = self.sessions.delete_all(principal.user.id, None).await {
+            tracing::warn!(user_id = %principal.user.id, %error, "sessions of a withdrawn account not deleted");
+        }
         self.forget_friends(principal.user.id).await;
         self.succeeded(&principal.user).await;
         tracing::info!(user_id = %principal.user.id, "account withdrawn");
@@ -214,15 +238,26 @@ impl AuthService {
         if !principal.user.is_admin() {
             return Err(AuthError::PermissionDenied("only admins may change roles and statuses"));
         }
-        let (before, after) = change_account(&self.users, id, |stored| {
+        // The caller must still be an active admin when the change commits, not only when the
+        // request began (an admin demoted meanwhile loses the race).
+        let checks = match id == principal.user.id {
+            true => vec![],
+            false => vec![UserRepo::admin_check(principal.user.id)],
+        };
+        let change = |stored: &mut StoredUser| {
             if let Some(role) = changes.role {
                 stored.user.role = role;
             }
             if let Some(status) = changes.status {
                 stored.user.status = status;
             }
-        })
-        .await?;
+        };
+        let (before, after) = match change_account(&self.users, id, change, checks).await {
+            Err(AuthError::Aborted) if !self.stored(principal).await?.user.is_admin() => {
+                return Err(AuthError::PermissionDenied("only admins may change roles and statuses"));
+            }
+            other => other?,
+        };
         if before.user.is_active() && !after.user.is_active() {
             self.sessions.delete_all(id, None).await?;
         }
@@ -255,24 +290,24 @@ impl AuthService {
         let mut users = Vec::new();
         for stored in records {
             match stored? {
-                Some(stored) if admin && stored.user.status != UserStatus::Withdrawn => users.push(stored.user),
-                Some(stored) if stored.user.is_active() => users.push(stored.user),
+                Some(stored) if admin && stored.user.status != UserStatus::Withdrawn => users.push(stored),
+                Some(stored) if stored.user.is_active() => users.push(stored),
                 _ => {}
             }
         }
         let users = match admin {
-            true => users.into_iter().map(Listed::Full).collect(),
+            true => users.into_iter().map(|stored| Listed::Full(stored.user)).collect(),
             false => self.public_profiles(users).await?.into_iter().map(Listed::Public).collect(),
         };
         Ok(UserPage { users, total_count })
     }
 
     /// Public profiles, with `is_connected` read for each (concurrently).
-    pub(super) async fn public_profiles(&self, users: Vec<User>) -> Result<Vec<PublicProfile>, AuthError> {
+    pub(super) async fn public_profiles(&self, users: Vec<StoredUser>) -> Result<Vec<PublicProfile>, AuthError> {
         let now = now().unix_timestamp();
-        let live =
-            futures::future::join_all(users.iter().map(|user| self.sessions.has_live_session(user.id, now))).await;
-        users.iter().zip(live).map(|(user, live)| Ok(user.public_profile(live?))).collect()
+        let live = users.iter().map(|stored| self.sessions.has_live_session(stored.user.id, stored.session_epoch, now));
+        let live = futures::future::join_all(live).await;
+        users.iter().zip(live).map(|(stored, live)| Ok(stored.user.public_profile(live?))).collect()
     }
 }
 
@@ -308,7 +343,8 @@ impl AdminBootstrap {
     pub async fn grant(&self, email: Email) -> Result<User, AuthError> {
         let identifier = crate::domain::LoginIdentifier::Email(email);
         let stored = self.users.find_by_login(&identifier).await?.ok_or(AuthError::NoSuchUser)?;
-        let (_, after) = change_account(&self.users, stored.user.id, |stored| stored.user.role = Role::Admin).await?;
+        let promote = |stored: &mut StoredUser| stored.user.role = Role::Admin;
+        let (_, after) = change_account(&self.users, stored.user.id, promote, vec![]).await?;
         Ok(after.user)
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
 use serde_json::{Map, Value};
 
 use super::{Condition, Item, ItemStore, Key, StoreError, Write};
@@ -139,6 +141,15 @@ impl DynamoStore {
                 .map_err(malformed)?;
                 TransactWriteItem::builder().delete(delete).build()
             }
+            Write::Check { key, condition } => {
+                let check = with_condition!(
+                    ConditionCheck::builder().table_name(&self.table).set_key(Some(Self::key(&key))),
+                    Self::expression(&condition)?
+                )
+                .build()
+                .map_err(malformed)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
         };
         Ok(built)
     }
@@ -236,6 +247,9 @@ impl ItemStore for DynamoStore {
                 output.unprocessed_items.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default();
             if !unprocessed.is_empty() {
                 attempt += 1;
+                if attempt > 30 {
+                    return Err(StoreError::Unavailable("BatchWriteItem kept returning unprocessed items".into()));
+                }
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
                 pending.extend(unprocessed);
             }
@@ -260,7 +274,7 @@ impl ItemStore for DynamoStore {
         // A single write is a plain conditional Put/Delete: half the cost of a transaction.
         let single = match writes.len() {
             0 => return Ok(()),
-            1 => writes.pop().expect("one write"),
+            1 if !matches!(writes[0], Write::Check { .. }) => writes.pop().expect("one write"),
             _ => return self.transact(writes).await,
         };
         let mut attempt = 0;
@@ -268,6 +282,7 @@ impl ItemStore for DynamoStore {
             let outcome = match &single {
                 Write::Put { item, condition } => self.put(item.clone(), condition).await,
                 Write::Delete { key, condition } => self.delete(key, condition).await,
+                Write::Check { .. } => unreachable!("a lone check goes through `transact`"),
             };
             match outcome {
                 // The item is in a running transaction: wait for it like `transact` does.

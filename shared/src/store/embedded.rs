@@ -89,7 +89,7 @@ impl ItemStore for EmbeddedStore {
                 for (position, write) in writes.iter().enumerate() {
                     let (key, condition) = match write {
                         Write::Put { item, condition } => (&item.key, condition),
-                        Write::Delete { key, condition } => (key, condition),
+                        Write::Delete { key, condition } | Write::Check { key, condition } => (key, condition),
                     };
                     let current = table.get((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
                     let current = current.map(|bytes| decode(bytes.value())).transpose()?;
@@ -109,6 +109,7 @@ impl ItemStore for EmbeddedStore {
                         Write::Delete { key, .. } => {
                             table.remove((key.pk.as_str(), key.sk.as_str())).map_err(unavailable)?;
                         }
+                        Write::Check { .. } => {}
                     }
                 }
             }

@@ -55,8 +55,19 @@ impl Condition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    Put { item: Item, condition: Condition },
-    Delete { key: Key, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        key: Key,
+        condition: Condition,
+    },
+    /// Writes nothing: only its condition must hold for the others to be applied.
+    Check {
+        key: Key,
+        condition: Condition,
+    },
 }
 
 impl Write {
@@ -66,6 +77,10 @@ impl Write {
 
     pub fn delete(key: Key, condition: Condition) -> Self {
         Self::Delete { key, condition }
+    }
+
+    pub fn check(key: Key, condition: Condition) -> Self {
+        Self::Check { key, condition }
     }
 }
 
