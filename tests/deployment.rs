@@ -77,7 +77,7 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
 /// register, login or refresh response).
-const EVENT_SCRIPT: [(&str, &str, u16); 29] = [
+const EVENT_SCRIPT: [(&str, &str, u16); 34] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -100,6 +100,15 @@ const EVENT_SCRIPT: [(&str, &str, u16); 29] = [
     // "grace" has no account: NOT_FOUND, both ways.
     ("friends", "add", 404),
     ("friends", "remove", 404),
+    // The avatar function stores objects in a local directory here, not in S3.
+    ("avatar", "upload-url", 200),
+    // "bogus" names no upload: NOT_FOUND.
+    ("avatar", "confirm", 404),
+    // A real PNG, base64-encoded as API Gateway hands binary bodies over (lambda_http decodes it).
+    ("avatar", "upload", 200),
+    // The caller's own avatar, just uploaded.
+    ("avatar", "view", 200),
+    ("avatar", "delete", 200),
     // Before enable, so no setup is pending: FAILED_PRECONDITION whatever the code. (After
     // enable, a wrong code is refused only almost surely: any code may be a current one.)
     ("totp", "verify", 400),
@@ -127,10 +136,14 @@ const EVENT_SCRIPT: [(&str, &str, u16); 29] = [
 #[tokio::test]
 async fn every_sample_event_replays_through_its_lambda_handler() {
     let (store, _guard) = fresh_store(Backend::Embedded).await;
-    let outbox = tempfile::tempdir().unwrap();
+    let (outbox, objects_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = test_config();
     let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
-    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer), None).unwrap();
+    let keys = latchkey_tests::fresh_keys();
+    // The avatar events need an object store; the local one stands in for the bucket.
+    let mac = latchkey::crypto::sealing::KeyedMac::for_urls(&keys);
+    let objects = latchkey::objects::local::LocalObjects::new(objects_dir.path(), "http://127.0.0.1:1", mac).unwrap();
+    let state = latchkey::app::state(config, store, &keys, Arc::new(mailer), Some(Arc::new(objects))).unwrap();
 
     let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/")
