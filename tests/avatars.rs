@@ -285,3 +285,16 @@ async fn an_s3_server_that_checks_signatures_refuses_what_was_not_signed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Withdrawing an account deletes its avatar image, not only the reference to it.
+#[tokio::test]
+async fn withdrawing_an_account_deletes_its_avatar() {
+    for backend in [Backend::Embedded, Backend::DynamoDb] {
+        let server = TestServer::start(backend).await;
+        let ada = server.register(&unique_email("ada"), None).await;
+        let url = set_avatar(&server, &ada).await;
+        let password = json!({"password": latchkey_tests::PASSWORD});
+        assert_eq!(server.delete_authorized("/v1/users/me", &ada.access, Some(password)).await.status, 200);
+        assert_eq!(fetch(&server, &url).await.0, 404, "{backend:?}");
+    }
+}

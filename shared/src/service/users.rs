@@ -216,12 +216,17 @@ impl AuthService {
     pub async fn withdraw(&self, principal: &Principal, password: String, origin: &Origin) -> Result<(), AuthError> {
         self.check_password(principal, password, "password", origin).await?;
         let withdraw = |stored: &mut StoredUser| stored.user.status = UserStatus::Withdrawn;
-        change_account(&self.users, principal.user.id, withdraw, vec![]).await?;
+        let (before, _) = change_account(&self.users, principal.user.id, withdraw, vec![]).await?;
         // The account is gone from here on (it is no longer active): what follows is cleanup.
         if let Err(error) = self.sessions.delete_all(principal.user.id, None).await {
             tracing::warn!(user_id = %principal.user.id, %error, "sessions of a withdrawn account not deleted");
         }
         self.forget_friends(principal.user.id).await;
+        if let (Some(key), Some(objects)) = (&before.avatar_key, &self.objects)
+            && let Err(error) = objects.delete(key).await
+        {
+            tracing::warn!(user_id = %principal.user.id, %error, "the avatar of a withdrawn account was not deleted");
+        }
         self.succeeded(&principal.user).await;
         tracing::info!(user_id = %principal.user.id, "account withdrawn");
         Ok(())
