@@ -177,6 +177,11 @@ async fn a_direct_upload_is_checked_like_a_presigned_one(backend: Backend) {
     assert_eq!((status, body["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{body}");
     let (status, _) = put(PNG.to_vec(), "text/plain").await;
     assert_eq!(status, 400);
+    // Bodies above the API's 64 KiB JSON limit are fine on this route, up to 4 MiB.
+    let mut large = PNG.to_vec();
+    large.resize(1024 * 1024, 0);
+    let (status, body) = put(large, "image/png").await;
+    assert_eq!(status, 200, "{body}");
     let mut huge = PNG.to_vec();
     huge.resize(4 * 1024 * 1024 + 1, 0);
     let (status, body) = put(huge, "image/png").await;
@@ -271,6 +276,8 @@ async fn an_s3_server_that_checks_signatures_refuses_what_was_not_signed() {
             .unwrap(),
     );
     assert_eq!(put_to(&server, &ticket, PNG, Some("image/gif")).await, 403, "another content type");
+    let longer = [PNG, b"extra"].concat();
+    assert_ne!(put_to(&server, &ticket, &longer, None).await, 200, "another length");
     assert_eq!(put_to(&server, &ticket, PNG, None).await, 200, "the signed request itself");
     assert_eq!(objects.size("uploads/u/a.png").await.unwrap(), Some(PNG.len() as u64));
 

@@ -23,6 +23,10 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
+    /// Where clients reach this server, for the signed avatar URLs it hands out (default: the
+    /// address it listens on).
+    #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Directory for the database, the signing key and the mail outbox (created if missing).
     #[arg(long, global = true, env = "LATCHKEY_DATA_DIR", default_value = "./.latchkey")]
     data_dir: PathBuf,
@@ -63,17 +67,18 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
     match cli.command {
-        None => serve(config, cli.addr, cli.data_dir).await,
+        None => serve(config, cli.addr, cli.public_url, cli.data_dir).await,
         Some(Command::Admin { action }) => admin(config, action, cli.data_dir).await,
     }
 }
 
-async fn serve(config: Config, addr: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+async fn serve(config: Config, addr: SocketAddr, public_url: Option<String>, data_dir: PathBuf) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let max_object_bytes = config.avatar_max_bytes;
     // Signed object URLs point back at this server.
-    let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &format!("http://{bound}"))?;
+    let public_url = public_url.unwrap_or_else(|| format!("http://{bound}"));
+    let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &public_url)?;
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
     let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes));
     // The peer address is what per-address throttling counts.

@@ -42,7 +42,7 @@ async fn init() -> Result<AppState, SetupError> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     // Building a client makes no network call; functions that never send mail pay nothing.
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), &AuthService::sender(&config));
-    // Only the avatar function is given a bucket.
+    // Only the functions that touch avatars (avatar, users) are given a bucket.
     let objects = std::env::var("LATCHKEY_AVATAR_BUCKET").ok().map(|bucket| {
         Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&aws), bucket)) as Arc<dyn crate::objects::ObjectStore>
     });

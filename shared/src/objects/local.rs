@@ -129,8 +129,14 @@ async fn write_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
         tokio::fs::create_dir_all(parent).await?;
     }
     let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-    tokio::fs::write(&temporary, body).await?;
-    tokio::fs::rename(&temporary, path).await
+    let written = match tokio::fs::write(&temporary, body).await {
+        Ok(()) => tokio::fs::rename(&temporary, path).await,
+        Err(error) => Err(error),
+    };
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&temporary).await;
+    }
+    written
 }
 
 #[async_trait]
@@ -183,12 +189,15 @@ impl ObjectStore for LocalObjects {
         write_file(&self.existing(key)?, &body).await.map_err(io)
     }
 
-    async fn rename(&self, from: &str, to: &str, _content_type: &str) -> Result<(), ObjectError> {
+    async fn copy(&self, from: &str, to: &str, _content_type: &str) -> Result<bool, ObjectError> {
         let (from, to) = (self.existing(from)?, self.existing(to)?);
-        if let Some(parent) = to.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
-        tokio::fs::rename(from, to).await.map_err(io)
+        let bytes = match tokio::fs::read(&from).await {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io(error)),
+        };
+        write_file(&to, &bytes).await.map_err(io)?;
+        Ok(true)
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {

@@ -47,8 +47,8 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), ObjectError>;
 
-    /// Moves `from` to `to` (a server-side copy and a delete on S3).
-    async fn rename(&self, from: &str, to: &str, content_type: &str) -> Result<(), ObjectError>;
+    /// Copies `from` to `to` (server-side on S3); `false` when `from` does not exist.
+    async fn copy(&self, from: &str, to: &str, content_type: &str) -> Result<bool, ObjectError>;
 
     /// Deletes `key`; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;

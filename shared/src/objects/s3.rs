@@ -102,18 +102,25 @@ impl ObjectStore for S3Objects {
         Ok(())
     }
 
-    async fn rename(&self, from: &str, to: &str, content_type: &str) -> Result<(), ObjectError> {
-        self.client
+    async fn copy(&self, from: &str, to: &str, content_type: &str) -> Result<bool, ObjectError> {
+        let copied = self
+            .client
             .copy_object()
             .bucket(&self.bucket)
             .copy_source(format!("{}/{from}", self.bucket))
             .key(to)
             .content_type(content_type)
+            // Whatever headers the uploader sent along are not carried over.
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .send()
-            .await
-            .map_err(sdk)?;
-        self.delete(from).await
+            .await;
+        match copied {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().and_then(ProvideErrorMetadata::code) == Some("NoSuchKey") => {
+                Ok(false)
+            }
+            Err(error) => Err(sdk(error)),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), ObjectError> {

@@ -67,6 +67,10 @@ impl AuthService {
     }
 
     /// Step two: checks what was uploaded and makes it the caller's avatar. Answers a view URL.
+    ///
+    /// The upload is first copied to `avatars/`, where the client cannot write, and the copy is
+    /// what gets checked: the presigned URL stays usable until it expires, so checking the
+    /// upload itself would let bytes swapped in after the check through.
     pub async fn confirm_avatar(&self, principal: &Principal, token: &str) -> Result<String, AuthError> {
         let objects = self.objects()?;
         let user_id = principal.user.id;
@@ -81,36 +85,35 @@ impl AuthService {
             _ => return Err(AuthError::NoSuchUpload),
         };
         if upload.expires_at <= now().unix_timestamp() {
-            objects.delete(&upload.key).await?;
+            self.discard(&upload.key).await;
             return Err(AuthError::NoSuchUpload);
         }
         let image = ImageType::parse(&upload.content_type).map_err(|_| AuthError::NoSuchUpload)?;
-        let Some(size) = objects.size(&upload.key).await? else {
-            return Err(AuthError::InvalidUpload("nothing was uploaded to the URL".into()));
-        };
-        if size != upload.size || size > self.config.avatar_max_bytes {
-            objects.delete(&upload.key).await?;
-            return Err(AuthError::InvalidUpload(format!(
-                "{size} bytes were uploaded, not the {} declared",
-                upload.size
-            )));
-        }
-        if !image.matches(&objects.read_start(&upload.key, SIGNATURE_BYTES).await?) {
-            objects.delete(&upload.key).await?;
-            return Err(AuthError::InvalidUpload(format!("the file is not a {} image", image.content_type())));
-        }
         let key = format!("avatars/{user_id}/{}.{}", uuid::Uuid::new_v4(), image.extension());
-        objects.rename(&upload.key, &key, image.content_type()).await?;
-        // A concurrent confirm of the same token loses here, and its copy is removed.
-        if let Err(error) =
-            self.set_avatar(principal, Some(key.clone()), vec![UploadRepo::consume(user_id, &hash)]).await
-        {
-            objects.delete(&key).await?;
-            return Err(match error {
-                AuthError::Aborted => AuthError::NoSuchUpload,
-                other => other,
-            });
+        if !objects.copy(&upload.key, &key, image.content_type()).await? {
+            return Err(AuthError::InvalidUpload("nothing was uploaded to the URL".into()));
         }
+        let refusal = match objects.size(&key).await? {
+            Some(size) if size != upload.size => {
+                Some(format!("{size} bytes were uploaded, not the {} declared", upload.size))
+            }
+            Some(size) if size > self.config.avatar_max_bytes => Some(format!("{size} bytes is over the limit")),
+            Some(_) if !image.matches(&objects.read_start(&key, SIGNATURE_BYTES).await?) => {
+                Some(format!("the file is not a {} image", image.content_type()))
+            }
+            Some(_) => None,
+            None => Some("nothing was uploaded to the URL".to_owned()),
+        };
+        if let Some(refusal) = refusal {
+            self.discard(&key).await;
+            self.discard(&upload.key).await;
+            return Err(AuthError::InvalidUpload(refusal));
+        }
+        if let Err(error) = self.set_avatar(principal, Some(key.clone()), Some(&hash)).await {
+            self.discard(&key).await;
+            return Err(error);
+        }
+        self.discard(&upload.key).await;
         Ok(objects.presign_download(&key, URL_LIFETIME).await?)
     }
 
@@ -127,8 +130,8 @@ impl AuthService {
         }
         let key = format!("avatars/{}/{}.{}", principal.user.id, uuid::Uuid::new_v4(), image.extension());
         objects.put(&key, image.content_type(), body).await?;
-        if let Err(error) = self.set_avatar(principal, Some(key.clone()), vec![]).await {
-            objects.delete(&key).await?;
+        if let Err(error) = self.set_avatar(principal, Some(key.clone()), None).await {
+            self.discard(&key).await;
             return Err(error);
         }
         Ok(objects.presign_download(&key, URL_LIFETIME).await?)
@@ -137,7 +140,7 @@ impl AuthService {
     /// `DELETE /v1/avatar`.
     pub async fn delete_avatar(&self, principal: &Principal) -> Result<(), AuthError> {
         self.objects()?;
-        self.set_avatar(principal, None, vec![]).await
+        self.set_avatar(principal, None, None).await
     }
 
     /// `GET /v1/users/{id}/avatar`: a short-lived URL of anyone's avatar.
@@ -153,30 +156,50 @@ impl AuthService {
         }
     }
 
-    /// Points the caller's avatar at `key` (or at nothing), with `also` in the same
-    /// transaction, then deletes the object it replaced.
+    /// Points the caller's avatar at `key` (or at nothing) and, for a confirmed upload, spends
+    /// its token in the same transaction; then deletes the object it replaced. Another change
+    /// to the account meanwhile is retried on a fresh read; a token spent meanwhile is 404.
     async fn set_avatar(
         &self,
         principal: &Principal,
         key: Option<String>,
-        also: Vec<crate::store::Write>,
+        upload: Option<&str>,
     ) -> Result<(), AuthError> {
-        let mut stored = self.stored(principal).await?;
-        if key.is_none() && stored.avatar_key.is_none() {
-            return Err(AuthError::NoAvatar);
+        for _ in 0..3 {
+            let mut stored = self.stored(principal).await?;
+            if key.is_none() && stored.avatar_key.is_none() {
+                return Err(AuthError::NoAvatar);
+            }
+            let replaced = std::mem::replace(&mut stored.avatar_key, key.clone());
+            stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
+            let spend = upload.map(|hash| UploadRepo::consume(stored.user.id, hash)).into_iter().collect();
+            match self.users.save(&stored, spend).await {
+                Ok(()) => {
+                    if let Some(old) = replaced {
+                        self.discard(&old).await;
+                    }
+                    return Ok(());
+                }
+                Err(RepoError::Conflict) => {
+                    if let Some(hash) = upload
+                        && self.uploads.get(stored.user.id, hash).await?.is_none()
+                    {
+                        return Err(AuthError::NoSuchUpload);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
-        let replaced = std::mem::replace(&mut stored.avatar_key, key);
-        stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
-        match self.users.save(&stored, also).await {
-            Ok(()) => {}
-            Err(RepoError::Conflict) => return Err(AuthError::Aborted),
-            Err(error) => return Err(error.into()),
-        }
-        if let Some(old) = replaced
-            && let Err(error) = self.objects()?.delete(&old).await
+        Err(AuthError::Aborted)
+    }
+
+    /// Deletes an object that is no longer wanted. The outcome of the request does not depend
+    /// on it (S3's lifecycle rule and the next upload are the backstops), so failures are logged.
+    pub(super) async fn discard(&self, key: &str) {
+        if let Some(objects) = &self.objects
+            && let Err(error) = objects.delete(key).await
         {
-            tracing::warn!(user_id = %stored.user.id, %error, "a replaced avatar could not be deleted");
+            tracing::warn!(%key, %error, "an object could not be deleted");
         }
-        Ok(())
     }
 }

@@ -222,10 +222,8 @@ impl AuthService {
             tracing::warn!(user_id = %principal.user.id, %error, "sessions of a withdrawn account not deleted");
         }
         self.forget_friends(principal.user.id).await;
-        if let (Some(key), Some(objects)) = (&before.avatar_key, &self.objects)
-            && let Err(error) = objects.delete(key).await
-        {
-            tracing::warn!(user_id = %principal.user.id, %error, "the avatar of a withdrawn account was not deleted");
+        if let Some(key) = &before.avatar_key {
+            self.discard(key).await;
         }
         self.succeeded(&principal.user).await;
         tracing::info!(user_id = %principal.user.id, "account withdrawn");
