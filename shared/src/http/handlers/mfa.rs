@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{one_identifier, six_digits, typed_password};
+use super::{PasswordConfirmation, one_identifier, six_digits, typed_password};
 use crate::domain::{Email, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -27,11 +27,6 @@ pub async fn send_email_code(
     state.auth.send_email_code(identifier).await?;
     let message = "if an account matches, a sign-in code was sent to its email address";
     Ok((StatusCode::ACCEPTED, Json(json!({ "success": true, "message": message }))))
-}
-
-#[derive(Deserialize)]
-pub struct PasswordConfirmation {
-    password: String,
 }
 
 pub async fn enable_totp(

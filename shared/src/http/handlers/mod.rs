@@ -67,6 +67,12 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// A body that only re-enters the password, to confirm a sensitive change.
+#[derive(Deserialize)]
+pub struct PasswordConfirmation {
+    password: String,
+}
+
 /// A new password, checked against the policy.
 fn new_password(state: &AppState, field: &str, raw: String) -> Result<Password, ApiError> {
     Password::new(raw, state.password_policy).map_err(|error| ApiError::invalid_field(field, error))

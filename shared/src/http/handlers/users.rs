@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::typed_password;
+use super::{PasswordConfirmation, typed_password};
 use crate::domain::{Email, Extra, Pattern, Phone, Role, User, UserId, UserStatus, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -36,11 +36,6 @@ pub async fn update_me(
     let current_password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
     let changes = ProfileChanges { username: request.username, email: request.email, phone: request.phone, extra };
     Ok(Json(state.auth.update_profile(&principal, changes, current_password, &origin).await?))
-}
-
-#[derive(Deserialize)]
-pub struct PasswordConfirmation {
-    password: String,
 }
 
 pub async fn delete_me(
