@@ -11,6 +11,7 @@ on_both_backends!(
     a_text_file_declared_as_png_is_refused_and_removed,
     confirming_before_uploading_is_400,
     wrong_types_and_sizes_get_no_url,
+    at_most_five_upload_urls_are_pending_at_once,
     a_new_avatar_replaces_and_deletes_the_old_one,
     deleting_the_avatar_clears_it_and_deleting_none_is_404,
     a_direct_upload_is_checked_like_a_presigned_one,
@@ -135,6 +136,21 @@ async fn wrong_types_and_sizes_get_no_url(backend: Backend) {
         .post("/v1/avatar/upload-url", json!({"filename": "a.png", "content_type": "image/png", "size": 10}))
         .await
         .error(401, "UNAUTHENTICATED");
+}
+
+async fn at_most_five_upload_urls_are_pending_at_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let ada = server.register(&unique_email("ada"), None).await;
+    for _ in 0..5 {
+        assert_eq!(upload_url(&server, &ada, "image/png", PNG.len()).await.status, 200);
+    }
+    let refused = upload_url(&server, &ada, "image/png", PNG.len()).await;
+    refused.error(429, "RESOURCE_EXHAUSTED");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
+    // Someone else is not affected.
+    let grace = server.register(&unique_email("grace"), None).await;
+    assert_eq!(upload_url(&server, &grace, "image/png", PNG.len()).await.status, 200);
 }
 
 async fn a_new_avatar_replaces_and_deletes_the_old_one(backend: Backend) {

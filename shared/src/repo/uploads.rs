@@ -38,6 +38,13 @@ impl UploadRepo {
         Ok(self.store.write(vec![Write::put(item, Condition::NotExists)]).await?)
     }
 
+    /// The user's uploads that have not expired yet.
+    pub async fn pending(&self, user_id: UserId, now: i64) -> Result<Vec<PendingUpload>, RepoError> {
+        let items = self.store.query(&format!("USER#{user_id}"), "UPLOAD#").await?;
+        let uploads = items.into_iter().map(from_item::<PendingUpload>).collect::<Result<Vec<_>, _>>()?;
+        Ok(uploads.into_iter().filter(|upload| upload.expires_at > now).collect())
+    }
+
     pub async fn get(&self, user_id: UserId, hash: &str) -> Result<Option<PendingUpload>, RepoError> {
         Ok(self.store.get(&upload_key(user_id, hash)).await?.map(from_item).transpose()?)
     }

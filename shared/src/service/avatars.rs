@@ -16,6 +16,9 @@ use crate::repo::{PendingUpload, RepoError, StoredUser, UploadRepo};
 
 /// How long upload and view URLs (and the confirmation token) are valid.
 pub const URL_LIFETIME: Duration = Duration::from_secs(300);
+/// Upload URLs one user may hold at once: each lets up to the size limit into the bucket until
+/// the lifecycle rule removes it, so asking for URLs in a loop is refused.
+const MAX_PENDING_UPLOADS: usize = 5;
 /// Enough of a file to tell every allowed image format by its signature.
 const SIGNATURE_BYTES: u64 = 32;
 
@@ -50,10 +53,16 @@ impl AuthService {
         size: u64,
     ) -> Result<AvatarUpload, AuthError> {
         let id = principal.user.id;
+        let now = now().unix_timestamp();
+        let pending = self.uploads.pending(id, now).await?;
+        if pending.len() >= MAX_PENDING_UPLOADS {
+            let first_free = pending.iter().map(|upload| upload.expires_at).min().unwrap_or(now);
+            return Err(AuthError::Throttled { retry_after_seconds: first_free - now });
+        }
         let key = format!("uploads/{id}/{}.{}", uuid::Uuid::new_v4(), image.extension());
         let ticket = self.objects()?.presign_upload(&key, image.content_type(), size, URL_LIFETIME).await?;
         let secret = secrets::generate();
-        let expires_at = now().unix_timestamp() + URL_LIFETIME.as_secs() as i64;
+        let expires_at = now + URL_LIFETIME.as_secs() as i64;
         let upload = PendingUpload {
             hash: secrets::hash(&secret),
             key,
