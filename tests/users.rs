@@ -360,3 +360,54 @@ async fn friends_refuse_yourself_strangers_duplicates_and_the_cap(backend: Backe
     capped.error(400, "FAILED_PRECONDITION");
     server.get("/v1/users/me/friends", None).await.error(401, "UNAUTHENTICATED");
 }
+
+/// Every bearer-protected route, with a body it accepts from a signed-in user.
+fn protected_routes(user_id: &str) -> Vec<(&'static str, String, Value)> {
+    let password = json!({"password": latchkey_tests::PASSWORD});
+    vec![
+        ("GET", "/v1/users/me".into(), json!(null)),
+        ("PATCH", "/v1/users/me".into(), json!({"extra": {}})),
+        ("DELETE", "/v1/users/me".into(), password.clone()),
+        ("GET", "/v1/auth/status".into(), json!(null)),
+        ("GET", "/v1/users".into(), json!(null)),
+        ("GET", format!("/v1/users/{user_id}"), json!(null)),
+        ("PATCH", format!("/v1/users/{user_id}"), json!({"role": "USER"})),
+        ("DELETE", format!("/v1/users/{user_id}"), json!(null)),
+        ("GET", "/v1/users/me/friends".into(), json!(null)),
+        ("PUT", "/v1/users/me/friends/somebody".into(), json!(null)),
+        ("DELETE", "/v1/users/me/friends/somebody".into(), json!(null)),
+        ("POST", "/v1/auth/logout-all".into(), json!({})),
+        ("POST", "/v1/auth/totp/enable".into(), password.clone()),
+        ("POST", "/v1/auth/totp/verify".into(), json!({"totp_code": "123456"})),
+        ("POST", "/v1/auth/totp/disable".into(), json!({"password": "x", "totp_code": "123456"})),
+        ("POST", "/v1/auth/password/change".into(), json!({"current_password": "x", "new_password": "long enough"})),
+        ("PUT", "/v1/users/me/mfa/email".into(), json!({"enabled": true, "password": "x"})),
+        ("POST", "/v1/auth/email/verify/resend".into(), json!({})),
+        ("POST", "/v1/avatar/upload-url".into(), json!({"filename": "a.png", "content_type": "image/png", "size": 10})),
+        ("POST", "/v1/avatar/confirm".into(), json!({"token": "x"})),
+        ("PUT", "/v1/avatar".into(), json!(null)),
+        ("DELETE", "/v1/avatar".into(), json!(null)),
+        ("GET", format!("/v1/users/{user_id}/avatar"), json!(null)),
+    ]
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_a_missing_or_expired_token() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let ada = server.register(&unique_email("ada"), None).await;
+    let expired = server.expired_access_token(&ada);
+    for (method, path, body) in protected_routes(&ada.user_id) {
+        let request = || {
+            let request = server.client.request(method.parse().unwrap(), server.url(&path));
+            if body.is_null() { request } else { request.json(&body) }
+        };
+        let missing = request().send().await.unwrap();
+        assert_eq!(missing.status(), 401, "{method} {path} without a token");
+        assert_eq!(missing.headers()["www-authenticate"], "Bearer", "{method} {path}");
+        let refused = request().bearer_auth(&expired).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{method} {path} with an expired token");
+        assert_eq!(refused.headers()["www-authenticate"], "Bearer error=\"invalid_token\"", "{method} {path}");
+    }
+    // The same token, unexpired, is accepted: expiry was the reason.
+    assert_eq!(server.get("/v1/users/me", Some(&ada.access)).await.status, 200);
+}

@@ -312,6 +312,8 @@ pub struct TestServer {
     /// The server's store, for tests that change records the API cannot change yet.
     pub store: Arc<dyn ItemStore>,
     pub mailbox: Mailbox,
+    /// The server's key material, for tests that forge tokens it must refuse.
+    pub keys: KeyMaterial,
     _store: StoreGuard,
     _objects: (tempfile::TempDir, Option<TestBucket>),
     server: tokio::task::JoinHandle<()>,
@@ -359,7 +361,22 @@ impl TestServer {
             axum::serve(listener, app).await.expect("serve");
         });
         let _objects = (objects_dir, bucket);
-        Self { base, client: reqwest::Client::new(), store, mailbox, _store: guard, _objects, server }
+        Self { base, client: reqwest::Client::new(), store, mailbox, keys, _store: guard, _objects, server }
+    }
+
+    /// An access token for `tokens`' user and session, correctly signed, that expired a
+    /// minute ago.
+    pub fn expired_access_token(&self, tokens: &Tokens) -> String {
+        let config = test_config();
+        let keys = latchkey::crypto::keys::SigningKeys::from_material(&self.keys, &config.issuer, &config.audience)
+            .expect("keys");
+        let claims: latchkey::crypto::keys::AccessClaims = {
+            let payload = tokens.access.split('.').nth(1).expect("a JWT");
+            let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+            serde_json::from_slice(&bytes).expect("claims")
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        keys.sign(&latchkey::crypto::keys::AccessClaims { iat: now - 960, exp: now - 60, ..claims })
     }
 
     /// The latest message sent to `to`; panics when there is none.
