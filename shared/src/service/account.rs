@@ -71,7 +71,8 @@ impl AuthService {
         new_password: Password,
         origin: &Origin,
     ) -> Result<usize, AuthError> {
-        let mut stored = self.check_password(principal, current_password, "current_password", origin).await?;
+        let mut stored =
+            self.check_password(self.stored(principal).await?, current_password, "current_password", origin).await?;
         stored.password_hash = Some(self.hasher.hash(&new_password).await?);
         stored.session_epoch += 1;
         self.users.save(&stored, vec![]).await?;

@@ -49,10 +49,11 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<Enrollment, AuthError> {
         // The state is checked first, so a right password is never spent on a refusal.
-        if self.stored(principal).await?.second_factors.totp.is_some() {
+        let stored = self.stored(principal).await?;
+        if stored.second_factors.totp.is_some() {
             return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
         }
-        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        let mut stored = self.check_password(stored, password, "password", origin).await?;
         let secret = totp::generate_secret();
         let enrollment = totp::enrollment(&secret, &self.config.product_name, stored.user.email.as_str())
             .map_err(|error| AuthError::Internal(error.to_string()))?;
@@ -101,10 +102,11 @@ impl AuthService {
         code: &str,
         origin: &Origin,
     ) -> Result<(), AuthError> {
-        if self.stored(principal).await?.second_factors.totp.is_none() {
+        let stored = self.stored(principal).await?;
+        if stored.second_factors.totp.is_none() {
             return Err(AuthError::FailedPrecondition("TOTP is not enabled"));
         }
-        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        let mut stored = self.check_password(stored, password, "password", origin).await?;
         if !self.accept_totp(&stored, code).await? {
             return Err(self.failed(origin, AuthError::Incorrect { field: "totp_code" }).await);
         }
@@ -127,7 +129,7 @@ impl AuthService {
         password: String,
         origin: &Origin,
     ) -> Result<(), AuthError> {
-        let mut stored = self.check_password(principal, password, "password", origin).await?;
+        let mut stored = self.check_password(self.stored(principal).await?, password, "password", origin).await?;
         let changed = stored.second_factors.email_codes != enabled;
         stored.second_factors.email_codes = enabled;
         if changed {
@@ -248,15 +250,15 @@ impl AuthService {
         }
     }
 
-    /// Re-authenticates a signed-in caller with their password (throttled like a login).
+    /// Re-authenticates a signed-in caller, whose record `stored` is, with their password
+    /// (throttled like a login). Answers the record on success.
     pub(super) async fn check_password(
         &self,
-        principal: &Principal,
+        stored: StoredUser,
         password: String,
         field: &'static str,
         origin: &Origin,
     ) -> Result<StoredUser, AuthError> {
-        let stored = self.stored(principal).await?;
         self.guard(&Subject::Account(stored.user.id), origin).await?;
         if !self.hasher.verify(password, stored.password_hash.clone()).await {
             return Err(self.failed(origin, AuthError::Incorrect { field }).await);

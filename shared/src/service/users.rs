@@ -171,7 +171,7 @@ impl AuthService {
         match (email_changes, current_password) {
             (true, None) => return Err(AuthError::MissingField("current_password")),
             (true, Some(password)) => {
-                self.check_password(principal, password, "current_password", origin).await?;
+                self.check_password(self.stored(principal).await?, password, "current_password", origin).await?;
             }
             (false, _) => {}
         }
@@ -214,7 +214,7 @@ impl AuthService {
     /// `DELETE /v1/users/me`: the account is withdrawn, its sessions end, and its email,
     /// username and phone are free for new accounts.
     pub async fn withdraw(&self, principal: &Principal, password: String, origin: &Origin) -> Result<(), AuthError> {
-        self.check_password(principal, password, "password", origin).await?;
+        self.check_password(self.stored(principal).await?, password, "password", origin).await?;
         let withdraw = |stored: &mut StoredUser| stored.user.status = UserStatus::Withdrawn;
         let (before, _) = change_account(&self.users, principal.user.id, withdraw, vec![]).await?;
         // The account is gone from here on (it is no longer active): what follows is cleanup.
