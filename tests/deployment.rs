@@ -77,7 +77,7 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
 /// register, login or refresh response).
-const EVENT_SCRIPT: [(&str, &str, u16); 34] = [
+const EVENT_SCRIPT: [(&str, &str, u16); 41] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -109,6 +109,15 @@ const EVENT_SCRIPT: [(&str, &str, u16); 34] = [
     // The caller's own avatar, just uploaded.
     ("avatar", "view", 200),
     ("avatar", "delete", 200),
+    // No provider is configured here: the provider routes are 404, and the flow's records
+    // are checked before any provider would be called.
+    ("oauth", "sign-in", 404),
+    ("oauth", "authorize", 404),
+    ("oauth", "callback", 400),
+    ("oauth", "exchange", 400),
+    ("oauth", "identities", 200),
+    ("oauth", "link", 404),
+    ("oauth", "unlink", 404),
     // Before enable, so no setup is pending: FAILED_PRECONDITION whatever the code. (After
     // enable, a wrong code is refused only almost surely: any code may be a current one.)
     ("totp", "verify", 400),
@@ -227,15 +236,16 @@ async fn signing_keys_load_from_the_secret_the_template_generates() {
     client.create_secret().name(&name).secret_string(secret).send().await.expect("create secret in moto");
 
     let config = test_config();
-    let material = latchkey::lambda::key_material_from_secret(&client, &name).await.expect("keys load");
+    let json = latchkey::lambda::secret_string(&client, &name).await.expect("the secret reads");
+    let material = KeyMaterial::from_json(&json).expect("keys load");
     let keys = SigningKeys::from_material(&material, &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks()["keys"][0]["kid"], "k1");
     let from_same_secret =
         SigningKeys::from_material(&KeyMaterial::from_json(secret).unwrap(), &config.issuer, &config.audience).unwrap();
     assert_eq!(keys.jwks(), from_same_secret.jwks(), "the key is a function of the secret alone");
 
-    let missing = latchkey::lambda::key_material_from_secret(&client, "no-such-secret").await;
-    let message = missing.err().expect("a missing secret fails").to_string();
+    let missing = latchkey::lambda::secret_string(&client, "no-such-secret").await;
+    let message = missing.expect_err("a missing secret fails").to_string();
     assert!(message.contains("no-such-secret"), "names the secret: {message}");
     client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
 }

@@ -52,9 +52,13 @@ async fn main() {
     let mut accounts = Vec::new();
     for n in 0..CONNECTIONS {
         let email = format!("bench{n}@example.com");
-        let body =
-            post(&reqwest::Client::new(), &base, "/v1/auth/register", json!({"email": email, "password": PASSWORD}))
-                .await;
+        let body = post(
+            &latchkey_tests::http_client(),
+            &base,
+            "/v1/auth/register",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
         accounts.push(Account { email, access: text(&body, "access_token"), refresh: text(&body, "refresh_token") });
     }
 
@@ -143,7 +147,7 @@ where
         .map(|mut account| {
             let (request, base) = (request.clone(), base.to_owned());
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = latchkey_tests::http_client();
                 let mut latencies = Vec::new();
                 while started.elapsed() < duration {
                     let sent = Instant::now();

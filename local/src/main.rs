@@ -72,12 +72,18 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, addr: SocketAddr, public_url: Option<String>, data_dir: PathBuf) -> anyhow::Result<()> {
+async fn serve(
+    mut config: Config,
+    addr: SocketAddr,
+    public_url: Option<String>,
+    data_dir: PathBuf,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let max_object_bytes = config.avatar_max_bytes;
-    // Signed object URLs point back at this server.
+    // Signed object URLs and the sign-in providers' callback point back at this server.
     let public_url = public_url.unwrap_or_else(|| format!("http://{bound}"));
+    config.public_url = Some(public_url.trim_end_matches('/').to_owned());
     let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &public_url)?;
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
     let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes));
@@ -114,7 +120,7 @@ async fn admin(config: Config, action: AdminAction, data_dir: PathBuf) -> anyhow
         }
         AdminAction::Grant(_) => bootstrap.grant(email).await?,
     };
-    println!("{} ({}) is an admin", user.email, user.id);
+    println!("{} ({}) is an admin", user.account_label(), user.id);
     Ok(())
 }
 

@@ -44,7 +44,8 @@ impl LocalServer {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let response =
+            latchkey_tests::http_client().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 

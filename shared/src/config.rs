@@ -3,6 +3,7 @@
 
 use crate::crypto::passwords::Argon2Settings;
 use crate::domain::{Email, PasswordPolicy};
+use crate::oauth::settings::{self as oauth_settings, ProviderSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -35,6 +36,13 @@ pub struct Config {
     pub max_friends: u64,
     /// The largest avatar accepted, in bytes.
     pub avatar_max_bytes: u64,
+    /// Third-party sign-in providers (`LATCHKEY_OAUTH_PROVIDERS` and their client secrets).
+    pub oauth_providers: Vec<ProviderSettings>,
+    /// The app URLs the redirect sign-in may return to (exact match).
+    pub oauth_redirect_uris: Vec<String>,
+    /// Where clients reach this API (the base of the provider callback URL). Unset on Lambda,
+    /// the request's host is used.
+    pub public_url: Option<String>,
 }
 
 /// Brute-force limits: failures beyond `free_failures` within an hour lock the subject for a
@@ -85,6 +93,9 @@ impl Default for Config {
             directory_cache_seconds: 10,
             max_friends: 1000,
             avatar_max_bytes: 5 * 1024 * 1024,
+            oauth_providers: Vec::new(),
+            oauth_redirect_uris: vec!["http://localhost:3000/oauth/callback".into()],
+            public_url: None,
         }
     }
 }
@@ -133,7 +144,26 @@ impl Config {
                 problem: format!("must be an email address, not {mail_from:?}"),
             });
         }
+        let oauth_providers = oauth_settings::parse(
+            lookup("LATCHKEY_OAUTH_PROVIDERS").as_deref(),
+            lookup("LATCHKEY_OAUTH_CLIENT_SECRETS").as_deref(),
+        )
+        .map_err(|error| ConfigError { name: "LATCHKEY_OAUTH_PROVIDERS", problem: error.0 })?;
+        let app_url = lookup("LATCHKEY_APP_URL").unwrap_or(defaults.app_url);
+        let oauth_redirect_uris = match lookup("LATCHKEY_OAUTH_REDIRECT_URIS") {
+            Some(list) => list.split(',').map(str::trim).filter(|uri| !uri.is_empty()).map(String::from).collect(),
+            None => vec![format!("{}/oauth/callback", app_url.trim_end_matches('/'))],
+        };
+        if let Some(bad) = oauth_redirect_uris.iter().find(|uri| reqwest::Url::parse(uri).is_err()) {
+            return Err(ConfigError {
+                name: "LATCHKEY_OAUTH_REDIRECT_URIS",
+                problem: format!("must list absolute URLs, not {bad:?}"),
+            });
+        }
         Ok(Self {
+            oauth_providers,
+            oauth_redirect_uris,
+            public_url: lookup("LATCHKEY_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned()),
             issuer: lookup("LATCHKEY_ISSUER").unwrap_or(defaults.issuer),
             audience: lookup("LATCHKEY_AUDIENCE").unwrap_or(defaults.audience),
             access_token_ttl_seconds: number(
@@ -157,7 +187,7 @@ impl Config {
             },
             product_name,
             mail_from,
-            app_url: lookup("LATCHKEY_APP_URL").unwrap_or(defaults.app_url),
+            app_url,
             require_verified_email: flag("LATCHKEY_REQUIRE_VERIFIED_EMAIL", defaults.require_verified_email)?,
             require_email_codes: flag("LATCHKEY_REQUIRE_EMAIL_CODES", defaults.require_email_codes)?,
             lockout: LockoutPolicy {

@@ -34,11 +34,22 @@ pub fn app(function: Function, state: AppState) -> Router {
 
 async fn init() -> Result<AppState, SetupError> {
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
-    let config = Config::from_env().map_err(|e| setup(&e))?;
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
     let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let keys = key_material_from_secret(&aws_sdk_secretsmanager::Client::new(&aws), &secret_id).await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let keys = KeyMaterial::from_json(&secret_string(&secrets, &secret_id).await?)
+        .map_err(|error| SetupError(error.to_string()))?;
+    // Only the oauth function is given the provider secrets.
+    let oauth_secrets = match std::env::var(OAUTH_SECRETS_SECRET) {
+        Ok(id) => Some(secret_string(&secrets, &id).await?),
+        Err(_) => None,
+    };
+    let config = Config::from_lookup(|name| match name {
+        "LATCHKEY_OAUTH_CLIENT_SECRETS" => oauth_secrets.clone(),
+        name => std::env::var(name).ok(),
+    })
+    .map_err(|e| setup(&e))?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     // Building a client makes no network call; functions that never send mail pay nothing.
     let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), &AuthService::sender(&config));
@@ -49,21 +60,22 @@ async fn init() -> Result<AppState, SetupError> {
     crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer), objects).map_err(|e| setup(&e))
 }
 
-/// Reads the key material from a Secrets Manager secret (the JSON of `crypto::keys`).
-pub async fn key_material_from_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-) -> Result<KeyMaterial, SetupError> {
+/// The variable naming the Secrets Manager secret with the sign-in providers' client secrets
+/// (a JSON object of provider name to secret), read in place of `LATCHKEY_OAUTH_CLIENT_SECRETS`.
+pub const OAUTH_SECRETS_SECRET: &str = "LATCHKEY_OAUTH_CLIENT_SECRETS_SECRET";
+
+/// The string value of a Secrets Manager secret (the signing keys, the providers' secrets).
+pub async fn secret_string(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String, SetupError> {
     let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
         SetupError(format!(
-            "cannot read the signing key secret {secret_id}: {}",
+            "cannot read the secret {secret_id}: {}",
             aws_sdk_secretsmanager::error::DisplayErrorContext(error)
         ))
     })?;
-    let json = output
+    output
         .secret_string()
-        .ok_or_else(|| SetupError(format!("the signing key secret {secret_id} has no string value")))?;
-    KeyMaterial::from_json(json).map_err(|error| SetupError(error.to_string()))
+        .map(str::to_owned)
+        .ok_or_else(|| SetupError(format!("the secret {secret_id} has no string value")))
 }
 
 /// Puts what API Gateway tells about a request where the handlers look for it: the request id

@@ -8,7 +8,8 @@
 //!   embedded (redb) implementation;
 //! - [`crypto`]: argon2id, opaque secrets, TOTP, sealing of secrets at rest, Ed25519 token keys;
 //! - [`mail`]: the mail port with its SES and outbox adapters, and the message templates;
-//! - [`objects`]: the object store port (avatars) with its S3 and local-directory adapters.
+//! - [`objects`]: the object store port (avatars) with its S3 and local-directory adapters;
+//! - [`oauth`]: third-party sign-in providers (ID tokens against JWKS, access tokens, PKCE).
 //!
 //! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
 
@@ -20,6 +21,7 @@ pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod mail;
+pub mod oauth;
 pub mod objects;
 pub mod repo;
 pub mod service;

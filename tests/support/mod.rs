@@ -1,6 +1,8 @@
 //! What the tests share: a Latchkey server on a loopback port over either backend, and an
 //! HTTP client for it. Each test starts its own server on a fresh store and drops it after.
 
+pub mod provider;
+
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -20,6 +22,17 @@ use latchkey::store::ItemStore;
 use latchkey::store::dynamodb::DynamoStore;
 use latchkey::store::embedded::EmbeddedStore;
 use serde_json::{Value, json};
+
+/// An HTTP client for the tests. reqwest is built without a TLS backend of its own: the
+/// library's (aws-lc-rs) is installed first.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    latchkey::oauth::install_tls_backend();
+    reqwest::Client::builder()
+}
 
 /// Where the DynamoDB-speaking server (moto) listens; the test command sets it.
 pub const AWS_ENDPOINT_VARIABLE: &str = "LATCHKEY_TEST_AWS_ENDPOINT";
@@ -272,11 +285,12 @@ impl Mailbox {
                 // scripts/moto_server.py serves sent mail on its own; plain moto only in its
                 // full data dump.
                 let endpoint = aws_endpoint();
-                let light = reqwest::get(format!("{endpoint}/latchkey/ses-messages")).await.expect("moto");
+                let light = http_client().get(format!("{endpoint}/latchkey/ses-messages")).send().await.expect("moto");
                 let data: Value = if light.status().is_success() {
                     light.json().await.expect("JSON")
                 } else {
-                    let dump = reqwest::get(format!("{endpoint}/moto-api/data.json")).await.expect("moto's data");
+                    let dump =
+                        http_client().get(format!("{endpoint}/moto-api/data.json")).send().await.expect("moto's data");
                     dump.json::<Value>().await.expect("moto's data is JSON")["ses"].take()
                 };
                 let mut found = Vec::new();
@@ -336,9 +350,11 @@ impl TestServer {
         Self::with_parts(store, guard, Mailbox::for_backend(Backend::Embedded, &config).await, config).await
     }
 
-    async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, config: Config) -> Self {
+    async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, mut config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        // As latchkey-local does: the providers' callback points back at this server.
+        config.public_url.get_or_insert_with(|| base.clone());
         let mailer = mailbox.mailer(&config);
         let keys = fresh_keys();
         // The AWS backends keep avatars in S3 (moto); the embedded one in a local directory
@@ -361,7 +377,7 @@ impl TestServer {
             axum::serve(listener, app).await.expect("serve");
         });
         let _objects = (objects_dir, bucket);
-        Self { base, client: reqwest::Client::new(), store, mailbox, keys, _store: guard, _objects, server }
+        Self { base, client: http_client(), store, mailbox, keys, _store: guard, _objects, server }
     }
 
     /// An access token for `tokens`' user and session, correctly signed, that expired a
@@ -390,12 +406,12 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        Reply::from(self.client.post(self.url(path)).json(&body).send().await.expect("request")).await
+        Reply::of(self.client.post(self.url(path)).json(&body).send().await.expect("request")).await
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
         let request = self.client.post(self.url(path)).header("content-type", "application/json").body(body);
-        Reply::from(request.send().await.expect("request")).await
+        Reply::of(request.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str, access_token: Option<&str>) -> Reply {
@@ -403,12 +419,12 @@ impl TestServer {
         if let Some(token) = access_token {
             request = request.bearer_auth(token);
         }
-        Reply::from(request.send().await.expect("request")).await
+        Reply::of(request.send().await.expect("request")).await
     }
 
     pub async fn post_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
         let request = self.client.post(self.url(path)).bearer_auth(access_token).json(&body);
-        Reply::from(request.send().await.expect("request")).await
+        Reply::of(request.send().await.expect("request")).await
     }
 
     pub async fn put_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
@@ -428,7 +444,7 @@ impl TestServer {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::from(request.send().await.expect("request")).await
+        Reply::of(request.send().await.expect("request")).await
     }
 
     /// Gives the account of `email` the admin role, as `latchkey-local admin grant` does.
@@ -491,10 +507,14 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(response: reqwest::Response) -> Self {
+    pub async fn of(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
+        if status == 204 {
+            assert!(bytes.is_empty(), "a 204 has no body");
+            return Self { status, headers, body: Value::Null };
+        }
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("status {status}: the body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
         Self { status, headers, body }

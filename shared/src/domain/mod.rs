@@ -3,7 +3,8 @@
 mod user;
 mod values;
 
-pub use user::{PublicProfile, Role, User, UserId, UserStatus, UserType};
+pub use user::{LinkedIdentity, PublicProfile, Role, User, UserId, UserStatus, UserType};
 pub use values::{
-    Email, Extra, ImageType, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, Username,
+    Email, Extra, ImageType, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, ProviderName,
+    Username,
 };

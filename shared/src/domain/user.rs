@@ -3,7 +3,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Email, Phone, Username};
+use super::{Email, Phone, ProviderName, Username};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -57,13 +57,42 @@ pub enum UserType {
     Kakao,
     #[serde(rename = "FORTYTWO")]
     FortyTwo,
+    /// Any other OpenID Connect provider the deployment configured.
+    Oidc,
+}
+
+impl UserType {
+    /// The type of an account whose first identity came from `provider`.
+    pub fn of_provider(provider: &ProviderName) -> Self {
+        match provider.as_str() {
+            "google" => Self::Google,
+            "apple" => Self::Apple,
+            "facebook" => Self::Facebook,
+            "kakao" => Self::Kakao,
+            "42" => Self::FortyTwo,
+            _ => Self::Oidc,
+        }
+    }
+}
+
+/// A provider account the user signs in with: unique across all users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    pub provider: ProviderName,
+    /// The provider's stable id of the account (`sub`).
+    pub subject: String,
+    /// The address the provider vouched for when it was linked, if it shared one.
+    pub email: Option<Email>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub linked_at: OffsetDateTime,
 }
 
 /// A user as the API shows it to its owner. Secrets live beside it in storage, not in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
-    pub email: Email,
+    /// Absent for an account made by a provider that shared no verified address.
+    pub email: Option<Email>,
     pub username: Option<Username>,
     pub phone: Option<Phone>,
     pub role: Role,
@@ -73,6 +102,9 @@ pub struct User {
     pub extra: Map<String, Value>,
     pub is_email_verified: bool,
     pub avatar: Option<String>,
+    /// The sign-in providers linked to the account.
+    #[serde(default)]
+    pub identities: Vec<LinkedIdentity>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -94,7 +126,7 @@ impl User {
     pub fn new_email_user(email: Email, username: Option<Username>, phone: Option<Phone>, now: OffsetDateTime) -> Self {
         Self {
             id: UserId::new(),
-            email,
+            email: Some(email),
             username,
             phone,
             role: Role::User,
@@ -103,9 +135,44 @@ impl User {
             extra: Map::new(),
             is_email_verified: false,
             avatar: None,
+            identities: Vec::new(),
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// A fresh account made by signing in with `identity`: its email, if the provider shared
+    /// one, is verified (providers only share addresses they verified).
+    pub fn new_provider_user(identity: LinkedIdentity) -> Self {
+        let now = identity.linked_at;
+        Self {
+            id: UserId::new(),
+            email: identity.email.clone(),
+            username: None,
+            phone: None,
+            role: Role::User,
+            user_type: UserType::of_provider(&identity.provider),
+            status: UserStatus::Normal,
+            extra: Map::new(),
+            is_email_verified: identity.email.is_some(),
+            avatar: None,
+            identities: vec![identity],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// What names the account in an authenticator app: its email, else its username, else its id.
+    pub fn account_label(&self) -> String {
+        match (&self.email, &self.username) {
+            (Some(email), _) => email.to_string(),
+            (None, Some(username)) => username.to_string(),
+            (None, None) => self.id.to_string(),
+        }
+    }
+
+    pub fn identity(&self, provider: &ProviderName) -> Option<&LinkedIdentity> {
+        self.identities.iter().find(|identity| identity.provider == *provider)
     }
 
     pub fn is_active(&self) -> bool {

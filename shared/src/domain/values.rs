@@ -102,6 +102,28 @@ impl Phone {
     }
 }
 
+/// The name of a configured sign-in provider, as it appears in routes (`google`, `42`, `acme`):
+/// 1 to 32 lower-case letters, digits or `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProviderName(String);
+
+static PROVIDER_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9-]{0,31}$").expect("valid regex"));
+
+impl ProviderName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if !PROVIDER_NAME.is_match(raw) {
+            return Err(invalid("must be 1 to 32 lower-case letters, digits or '-'"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 macro_rules! string_newtype_conversions {
     ($($name:ident),*) => {$(
         impl TryFrom<String> for $name {
@@ -122,7 +144,7 @@ macro_rules! string_newtype_conversions {
         }
     )*};
 }
-string_newtype_conversions!(Email, Username, Phone);
+string_newtype_conversions!(Email, Username, Phone, ProviderName);
 
 /// NIST SP 800-63B: a minimum length, a generous maximum, no composition rules, no truncation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,7 +113,20 @@ impl From<AuthError> for ApiError {
             | AuthError::NoSuchUser
             | AuthError::NotFriends
             | AuthError::NoSuchUpload
-            | AuthError::NoAvatar => Self::new(ErrorCode::NotFound, message),
+            | AuthError::NoAvatar
+            | AuthError::NoSuchProvider
+            | AuthError::NoSuchIdentity => Self::new(ErrorCode::NotFound, message),
+            AuthError::ProviderRejected(_) => reason(ErrorCode::Unauthenticated, "INVALID_PROVIDER_TOKEN"),
+            AuthError::ProviderUnsupported(_) => reason(ErrorCode::InvalidArgument, "UNSUPPORTED_BY_PROVIDER"),
+            AuthError::ProviderUnavailable { provider, detail } => {
+                tracing::error!(%provider, %detail, "a sign-in provider is unavailable");
+                reason(ErrorCode::Unavailable, "PROVIDER_UNAVAILABLE")
+            }
+            AuthError::LinkRequired => reason(ErrorCode::AlreadyExists, "ACCOUNT_EXISTS_LINK_REQUIRED"),
+            AuthError::RedirectUriNotAllowed => Self::invalid_field("redirect_uri", "is not an allowed redirect URI"),
+            AuthError::InvalidState => reason(ErrorCode::InvalidArgument, "INVALID_STATE"),
+            AuthError::InvalidGrant => reason(ErrorCode::InvalidArgument, "INVALID_GRANT"),
+            AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),
             AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
             AuthError::PermissionDenied(_) => Self::new(ErrorCode::PermissionDenied, message),
             AuthError::MissingField(field) => Self::invalid_field(field, "is required"),

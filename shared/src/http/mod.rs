@@ -43,6 +43,7 @@ pub enum Function {
     Email,
     Friends,
     Avatar,
+    OAuth,
 }
 
 pub struct Route {
@@ -75,7 +76,7 @@ impl Route {
 }
 
 impl Function {
-    pub const ALL: [Function; 11] = [
+    pub const ALL: [Function; 12] = [
         Self::Register,
         Self::Login,
         Self::Refresh,
@@ -87,6 +88,7 @@ impl Function {
         Self::Email,
         Self::Friends,
         Self::Avatar,
+        Self::OAuth,
     ];
 
     /// The crate under `functions/` and the function's name in `template.yaml`.
@@ -103,6 +105,7 @@ impl Function {
             Self::Email => "email",
             Self::Friends => "friends",
             Self::Avatar => "avatar",
+            Self::OAuth => "oauth",
         }
     }
 
@@ -162,6 +165,15 @@ impl Function {
                 },
                 Route::delete("/v1/avatar", handlers::avatars::remove),
                 Route::get("/v1/users/{id}/avatar", handlers::avatars::view),
+            ],
+            Self::OAuth => vec![
+                Route::post("/v1/auth/oauth/exchange", handlers::oauth::exchange),
+                Route::post("/v1/auth/oauth/{provider}", handlers::oauth::sign_in),
+                Route::get("/v1/auth/oauth/{provider}/authorize", handlers::oauth::authorize),
+                Route::get("/v1/auth/oauth/{provider}/callback", handlers::oauth::callback),
+                Route::get("/v1/users/me/identities", handlers::oauth::list_identities),
+                Route::post("/v1/users/me/identities/{provider}", handlers::oauth::link_identity),
+                Route::delete("/v1/users/me/identities/{provider}", handlers::oauth::unlink_identity),
             ],
         }
     }

@@ -17,6 +17,8 @@ pub enum Notice {
     },
     /// Sent to the old address.
     EmailChanged,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 /// What a message is about, with the secret it carries, if any.
@@ -114,6 +116,14 @@ impl Templates {
                     Notice::EmailChanged => (
                         "Your email address was changed",
                         "Your account now uses another email address; this one no longer signs in or receives its mail.".to_owned(),
+                    ),
+                    Notice::IdentityLinked => (
+                        "A sign-in provider was linked",
+                        "Your account can now be signed in to with another provider account (such as Google or Apple).".to_owned(),
+                    ),
+                    Notice::IdentityUnlinked => (
+                        "A sign-in provider was removed",
+                        "A provider account can no longer be used to sign in to your account.".to_owned(),
                     ),
                     Notice::RecoveryCodeUsed { remaining } => (
                         "A recovery code was used",

@@ -18,11 +18,15 @@
 //! | friend            | `USER#<id>`          | `FRIEND#<id>`      |
 //! | friend count      | `USER#<id>`          | `FRIENDS`          |
 //! | pending upload    | `USER#<id>`          | `UPLOAD#<sha256>`  |
+//! | provider identity | `IDENTITY#<provider>#<subject>` | `UNIQUE` |
+//! | redirect sign-in  | `OAUTH_STATE#<sha256>` | `STATE`          |
+//! | exchange code     | `OAUTH_EXCHANGE#<sha256>` | `GRANT`       |
 
 mod counters;
 mod friends;
 mod secrets;
 mod sessions;
+mod sign_ins;
 mod uploads;
 mod users;
 
@@ -30,6 +34,7 @@ pub use counters::{CounterRepo, FailureCounter};
 pub use friends::{FriendRepo, FriendshipChange};
 pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
+pub use sign_ins::{ExchangeGrant, PendingAuthorization, SignInRepo};
 pub use uploads::{PendingUpload, UploadRepo};
 pub use users::{DirectoryEntry, SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
 

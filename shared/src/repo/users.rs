@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{RepoError, count_write, from_item, read_count, to_item};
-use crate::domain::{Email, LoginIdentifier, Role, User, UserId, UserStatus, Username};
+use crate::domain::{Email, LoginIdentifier, ProviderName, Role, User, UserId, UserStatus, Username};
 use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 
 /// The values no two accounts may share.
@@ -13,6 +13,8 @@ pub enum UniqueField {
     Email,
     Username,
     Phone,
+    /// A provider account (provider and subject).
+    Identity,
 }
 
 impl std::fmt::Display for UniqueField {
@@ -21,6 +23,7 @@ impl std::fmt::Display for UniqueField {
             Self::Email => "email",
             Self::Username => "username",
             Self::Phone => "phone",
+            Self::Identity => "identity",
         })
     }
 }
@@ -76,6 +79,7 @@ fn guard_key(field: UniqueField, canonical: &str) -> Key {
         UniqueField::Email => "EMAIL",
         UniqueField::Username => "USERNAME",
         UniqueField::Phone => "PHONE",
+        UniqueField::Identity => "IDENTITY",
     };
     Key::new(format!("{prefix}#{canonical}"), "UNIQUE")
 }
@@ -90,14 +94,24 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 
 /// The values no two accounts may share, in their canonical form.
 fn unique_values(user: &User) -> Vec<(UniqueField, String)> {
-    let mut values = vec![(UniqueField::Email, user.email.as_str().to_owned())];
+    let mut values = Vec::new();
+    if let Some(email) = &user.email {
+        values.push((UniqueField::Email, email.as_str().to_owned()));
+    }
     if let Some(username) = &user.username {
         values.push((UniqueField::Username, username.canonical()));
     }
     if let Some(phone) = &user.phone {
         values.push((UniqueField::Phone, phone.as_str().to_owned()));
     }
+    for identity in &user.identities {
+        values.push((UniqueField::Identity, identity_canonical(&identity.provider, &identity.subject)));
+    }
     values
+}
+
+fn identity_canonical(provider: &ProviderName, subject: &str) -> String {
+    format!("{provider}#{subject}")
 }
 
 /// The partition that lists every account, in creation order: what `GET /v1/users` filters.
@@ -116,7 +130,7 @@ fn admin_count_key() -> Key {
 pub struct DirectoryEntry {
     pub id: UserId,
     pub username: Option<Username>,
-    pub email: Email,
+    pub email: Option<Email>,
     pub status: UserStatus,
 }
 
@@ -124,6 +138,12 @@ impl DirectoryEntry {
     fn of(user: &User) -> Self {
         Self { id: user.id, username: user.username.clone(), email: user.email.clone(), status: user.status }
     }
+}
+
+/// What a guard item says: who holds the value.
+#[derive(Deserialize)]
+struct Guard {
+    user_id: UserId,
 }
 
 fn identifier_key(identifier: &LoginIdentifier) -> Key {
@@ -270,11 +290,25 @@ impl UserRepo {
         Ok(self.store.get(&user_key(id)).await?.map(from_item).transpose()?)
     }
 
-    pub async fn find_by_login(&self, identifier: &LoginIdentifier) -> Result<Option<StoredUser>, RepoError> {
-        #[derive(Deserialize)]
-        struct Guard {
-            user_id: UserId,
+    /// The account that signs in with this provider account.
+    pub async fn find_by_identity(
+        &self,
+        provider: &ProviderName,
+        subject: &str,
+    ) -> Result<Option<StoredUser>, RepoError> {
+        let guard = guard_key(UniqueField::Identity, &identity_canonical(provider, subject));
+        match self.store.get(&guard).await? {
+            Some(guard) => self.find_by_id(from_item::<Guard>(guard)?.user_id).await,
+            None => Ok(None),
         }
+    }
+
+    /// Whether some account holds this email address.
+    pub async fn email_taken(&self, email: &Email) -> Result<bool, RepoError> {
+        Ok(self.store.get(&guard_key(UniqueField::Email, email.as_str())).await?.is_some())
+    }
+
+    pub async fn find_by_login(&self, identifier: &LoginIdentifier) -> Result<Option<StoredUser>, RepoError> {
         let Some(guard) = self.store.get(&identifier_key(identifier)).await? else {
             // Read a user item anyway, so that an unknown login costs the same two round trips
             // as a known one: the difference would tell an attacker which accounts exist.

@@ -26,15 +26,14 @@ impl AuthService {
         self.uniformly(async {
             let identifier = crate::domain::LoginIdentifier::Email(email);
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            if !stored.user.is_active() || stored.password_hash.is_none() {
-                return Ok(());
-            }
+            // An account made by a provider sets its first password this way too.
+            let Some(address) = stored.user.email.clone().filter(|_| stored.user.is_active()) else { return Ok(()) };
             let Some(token) = self.issue_link(&stored.user, Purpose::PasswordReset, RESET_VALID_MINUTES * 60).await?
             else {
                 return Ok(());
             };
             let mail = Mail::PasswordReset { token: &token, valid_minutes: RESET_VALID_MINUTES };
-            if let Err(error) = self.send(&stored.user.email, mail).await {
+            if let Err(error) = self.send(&address, mail).await {
                 tracing::error!(user_id = %stored.user.id, %error, "the reset email could not be sent");
             }
             Ok(())
@@ -49,7 +48,7 @@ impl AuthService {
         // Voids every session at once, including one a concurrent login is creating.
         stored.session_epoch += 1;
         // The link reached the inbox, which proves the address it was sent to.
-        if secret.email == stored.user.email {
+        if stored.user.email.as_ref() == Some(&secret.email) {
             stored.user.is_email_verified = true;
         }
         self.save_redeemed(&stored, Purpose::PasswordReset, &secret).await?;
@@ -59,7 +58,7 @@ impl AuthService {
             Err(error) => tracing::warn!(user_id = %stored.user.id, %error, "password reset; old sessions not deleted"),
         }
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user.email, Notice::PasswordChanged).await;
+        self.notify(&stored.user, Notice::PasswordChanged).await;
         Ok(())
     }
 
@@ -80,14 +79,14 @@ impl AuthService {
         self.sessions.restamp(stored.user.id, principal.session_id, stored.session_epoch).await?;
         let ended = self.sessions.delete_all(stored.user.id, Some(principal.session_id)).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user.email, Notice::PasswordChanged).await;
+        self.notify(&stored.user, Notice::PasswordChanged).await;
         Ok(ended)
     }
 
     /// Marks the address verified with a verification link; answers the account as it is now.
     pub async fn verify_email(&self, token: &str, origin: &Origin) -> Result<User, AuthError> {
         let (mut stored, secret) = self.redeem(token, Purpose::EmailVerification, origin).await?;
-        if secret.email != stored.user.email {
+        if stored.user.email.as_ref() != Some(&secret.email) {
             // The address changed after the link was sent; the link proves the old one only.
             return Err(AuthError::LinkNotFound);
         }
@@ -106,10 +105,13 @@ impl AuthService {
 
     /// Sends a verification link, unless one was sent within the last minute.
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
+        let Some(address) = &user.email else {
+            return Err(AuthError::FailedPrecondition("the account has no email address"));
+        };
         match self.issue_link(user, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
             Some(token) => {
                 let mail = Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
-                self.send(&user.email, mail).await
+                self.send(address, mail).await
             }
             None => Ok(()),
         }
@@ -125,16 +127,17 @@ impl AuthService {
         hash: String,
         valid_seconds: i64,
     ) -> Result<bool, AuthError> {
+        let Some(email) = user.email.clone() else { return Ok(false) };
         let now = now().unix_timestamp();
         let previous = self.secrets.get(user.id, purpose).await?;
         let recent =
-            |p: &OneTimeSecret| p.email == user.email && p.expires_at > now && now - p.issued_at < RESEND_AFTER_SECONDS;
+            |p: &OneTimeSecret| p.email == email && p.expires_at > now && now - p.issued_at < RESEND_AFTER_SECONDS;
         if previous.as_ref().is_some_and(recent) {
             return Ok(false);
         }
         let secret = OneTimeSecret {
             hash,
-            email: user.email.clone(),
+            email,
             attempts: 0,
             issued_at: now,
             expires_at: now + valid_seconds,

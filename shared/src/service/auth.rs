@@ -20,10 +20,11 @@ use crate::crypto::secrets;
 use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Username};
 use crate::mail::templates::{Mail, Notice, Templates};
 use crate::mail::{Mailer, Sender};
+use crate::oauth::{ProviderError, Providers};
 use crate::objects::ObjectStore;
 use crate::repo::{
-    CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, UniqueField,
-    UploadRepo, UserRepo,
+    CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, SignInRepo,
+    StoredUser, UniqueField, UploadRepo, UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 
@@ -75,6 +76,28 @@ pub enum AuthError {
     FailedPrecondition(&'static str),
     #[error("the account changed while this request ran; retry")]
     Aborted,
+    #[error("no such sign-in provider")]
+    NoSuchProvider,
+    /// The provider token (or code) did not verify; the reason is safe to show.
+    #[error("{0}")]
+    ProviderRejected(String),
+    /// The request does not fit the provider (an access token to an OpenID provider, ...).
+    #[error("{0}")]
+    ProviderUnsupported(&'static str),
+    #[error("the sign-in provider {provider} is unreachable or failing; retry shortly")]
+    ProviderUnavailable { provider: String, detail: String },
+    #[error("an account already uses this provider's email address: sign in to it, then link the provider")]
+    LinkRequired,
+    #[error("redirect_uri is not one of the configured LATCHKEY_OAUTH_REDIRECT_URIS")]
+    RedirectUriNotAllowed,
+    #[error("the sign-in state is invalid, expired or already used; start the sign-in again")]
+    InvalidState,
+    #[error("the code is invalid, expired or already used")]
+    InvalidGrant,
+    #[error("no identity of this provider is linked to the account")]
+    NoSuchIdentity,
+    #[error("this is the only way to sign in to the account: link another provider or set a password first")]
+    LastSignInMethod,
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -88,6 +111,17 @@ impl From<RepoError> for AuthError {
             RepoError::Conflict => Self::Aborted,
             RepoError::Store(StoreError::Unavailable(detail)) => Self::Unavailable(detail),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ProviderError> for AuthError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            ProviderError::NotConfigured => Self::NoSuchProvider,
+            ProviderError::Rejected(reason) => Self::ProviderRejected(reason),
+            ProviderError::Unsupported(reason) => Self::ProviderUnsupported(reason),
+            ProviderError::Unavailable { provider, detail } => Self::ProviderUnavailable { provider, detail },
         }
     }
 }
@@ -191,6 +225,8 @@ pub struct AuthService {
     /// Absent in functions that serve no avatar routes.
     pub(super) objects: Option<Arc<dyn ObjectStore>>,
     pub(super) friends: FriendRepo,
+    pub(super) providers: Providers,
+    pub(super) sign_ins: SignInRepo,
     pub(super) config: Config,
 }
 
@@ -214,6 +250,8 @@ impl AuthService {
             secrets: OneTimeSecretRepo::new(Arc::clone(&store)),
             recovery_codes: RecoveryCodeRepo::new(Arc::clone(&store)),
             friends: FriendRepo::new(Arc::clone(&store)),
+            providers: Providers::new(config.oauth_providers.clone()),
+            sign_ins: SignInRepo::new(Arc::clone(&store)),
             directory: DirectoryCache::new(Duration::from_secs(config.directory_cache_seconds)),
             throttle: Throttle::new(CounterRepo::new(store), config.lockout),
             hasher: PasswordHasher::new(config.argon2)?,
@@ -263,9 +301,19 @@ impl AuthService {
             return Err(AuthError::EmailNotVerified);
         }
         let recovery_codes_left = self.check_second_factor(&stored, credentials.second_factor, origin).await?;
-        self.clear_failures(&account).await;
+        self.finish_sign_in(stored, recovery_codes_left).await
+    }
+
+    /// After every check passed: forgets the account's failures, reports a spent recovery
+    /// code, and starts the session.
+    pub(super) async fn finish_sign_in(
+        &self,
+        stored: StoredUser,
+        recovery_codes_left: Option<usize>,
+    ) -> Result<TokenPair, AuthError> {
+        self.clear_failures(&Subject::Account(stored.user.id)).await;
         if let Some(remaining) = recovery_codes_left {
-            self.notify(&stored.user.email, Notice::RecoveryCodeUsed { remaining }).await;
+            self.notify(&stored.user, Notice::RecoveryCodeUsed { remaining }).await;
         }
         self.start_session(stored.user, stored.session_epoch).await
     }
@@ -350,9 +398,10 @@ impl AuthService {
         self.mailer.send(message).await.map_err(|error| AuthError::Unavailable(error.to_string()))
     }
 
-    /// Sends a security notice. The change it reports already happened, so a mail failure is
-    /// logged rather than turned into an error.
-    pub(super) async fn notify(&self, to: &Email, notice: Notice) {
+    /// Sends a security notice to the account's address, if it has one. The change it reports
+    /// already happened, so a mail failure is logged rather than turned into an error.
+    pub(super) async fn notify(&self, user: &User, notice: Notice) {
+        let Some(to) = &user.email else { return };
         if let Err(error) = self.send(to, Mail::Notice(notice)).await {
             tracing::error!(?notice, %error, "a security notice could not be sent");
         }
@@ -411,7 +460,7 @@ impl AuthService {
         Ok(session)
     }
 
-    async fn start_session(&self, user: User, epoch: u64) -> Result<TokenPair, AuthError> {
+    pub(super) async fn start_session(&self, user: User, epoch: u64) -> Result<TokenPair, AuthError> {
         let refresh_token = secrets::generate();
         let created_at = now().unix_timestamp();
         let expires_at = created_at + self.config.refresh_token_ttl_seconds;

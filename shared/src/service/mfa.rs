@@ -23,16 +23,14 @@ impl AuthService {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
             let user = &stored.user;
             let uses_codes = stored.second_factors.email_codes || self.config.require_email_codes;
-            if !user.is_active() || !uses_codes {
-                return Ok(());
-            }
+            let Some(address) = user.email.as_ref().filter(|_| user.is_active() && uses_codes) else { return Ok(()) };
             let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
             let hash = self.code_mac.mac(&code, &user.id.to_string());
             if !self.issue_secret(user, Purpose::EmailCode, hash, EMAIL_CODE_VALID_MINUTES * 60).await? {
                 return Ok(());
             }
             let mail = Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES };
-            if let Err(error) = self.send(&user.email, mail).await {
+            if let Err(error) = self.send(address, mail).await {
                 // Answering differently would tell the caller that the account exists.
                 tracing::error!(user_id = %user.id, %error, "the email code could not be sent");
             }
@@ -55,7 +53,7 @@ impl AuthService {
         }
         let mut stored = self.check_password(stored, password, "password", origin).await?;
         let secret = totp::generate_secret();
-        let enrollment = totp::enrollment(&secret, &self.config.product_name, stored.user.email.as_str())
+        let enrollment = totp::enrollment(&secret, &self.config.product_name, &stored.user.account_label())
             .map_err(|error| AuthError::Internal(error.to_string()))?;
         stored.second_factors.totp_pending = Some(self.secret_box.seal(&secret, &stored.user.id.to_string()));
         self.users.save(&stored, vec![]).await?;
@@ -90,7 +88,7 @@ impl AuthService {
         stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
         self.users.save(&stored, writes).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user.email, Notice::TotpEnabled).await;
+        self.notify(&stored.user, Notice::TotpEnabled).await;
         Ok(codes)
     }
 
@@ -117,7 +115,7 @@ impl AuthService {
         stored.second_factors.totp_pending = None;
         self.users.save(&stored, writes).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user.email, Notice::TotpDisabled).await;
+        self.notify(&stored.user, Notice::TotpDisabled).await;
         Ok(())
     }
 
@@ -130,6 +128,9 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<(), AuthError> {
         let mut stored = self.check_password(self.stored(principal).await?, password, "password", origin).await?;
+        if enabled && stored.user.email.is_none() {
+            return Err(AuthError::FailedPrecondition("the account has no email address to send codes to"));
+        }
         let changed = stored.second_factors.email_codes != enabled;
         stored.second_factors.email_codes = enabled;
         if changed {
@@ -138,7 +139,7 @@ impl AuthService {
         self.succeeded(&stored.user).await;
         if changed {
             let notice = if enabled { Notice::EmailCodesEnabled } else { Notice::EmailCodesDisabled };
-            self.notify(&stored.user.email, notice).await;
+            self.notify(&stored.user, notice).await;
         }
         Ok(())
     }
@@ -152,7 +153,9 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<Option<usize>, AuthError> {
         let totp = stored.second_factors.totp.is_some();
-        let email = stored.second_factors.email_codes || self.config.require_email_codes;
+        // An account without an address (made by a provider that shared none) cannot get codes.
+        let email =
+            (stored.second_factors.email_codes || self.config.require_email_codes) && stored.user.email.is_some();
         let mut methods = Vec::new();
         if totp {
             methods.extend(["totp_code", "recovery_code"]);

@@ -5,6 +5,7 @@ mod auth;
 mod avatars;
 mod friends;
 mod mfa;
+mod oauth;
 mod throttle;
 mod users;
 
@@ -13,4 +14,5 @@ pub use auth::{
     TokenPair,
 };
 pub use avatars::{AvatarUpload, URL_LIFETIME};
+pub use oauth::{CallbackError, CallbackOutcome, ProviderSignIn};
 pub use users::{AdminBootstrap, AdminChanges, Listed, Patch, ProfileChanges, UserPage, UserQuery};

@@ -167,13 +167,17 @@ impl AuthService {
         current_password: Option<String>,
         origin: &Origin,
     ) -> Result<User, AuthError> {
-        let email_changes = changes.email.as_ref().is_some_and(|email| *email != principal.user.email);
-        match (email_changes, current_password) {
-            (true, None) => return Err(AuthError::MissingField("current_password")),
-            (true, Some(password)) => {
-                self.check_password(self.stored(principal).await?, password, "current_password", origin).await?;
+        let email_changes = changes.email.as_ref().is_some_and(|email| Some(email) != principal.user.email.as_ref());
+        if email_changes {
+            let stored = self.stored(principal).await?;
+            // An account made by a provider may have no password to re-enter.
+            match (current_password, stored.password_hash.is_some()) {
+                (None, true) => return Err(AuthError::MissingField("current_password")),
+                (Some(password), _) => {
+                    self.check_password(stored, password, "current_password", origin).await?;
+                }
+                (None, false) => {}
             }
-            (false, _) => {}
         }
         // Re-applied on a fresh read when something else changed the account meanwhile (a
         // TOTP sign-in, a verification): only a taken value ends it.
@@ -187,8 +191,8 @@ impl AuthService {
                 user.extra = extra.clone().into_inner();
             }
             let mut also = Vec::new();
-            if let Some(email) = changes.email.clone().filter(|email| *email != before.user.email) {
-                user.email = email;
+            if let Some(email) = changes.email.clone().filter(|email| Some(email) != before.user.email.as_ref()) {
+                user.email = Some(email);
                 user.is_email_verified = false;
                 // Codes and links sent to the old address stop working with it.
                 also.push(OneTimeSecretRepo::discard(before.user.id, Purpose::PasswordReset));
@@ -201,7 +205,7 @@ impl AuthService {
             }
             if before.user.email != after.user.email {
                 self.succeeded(&after.user).await;
-                self.notify(&before.user.email, Notice::EmailChanged).await;
+                self.notify(&before.user, Notice::EmailChanged).await;
                 if let Err(error) = self.send_verification(&after.user).await {
                     tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
                 }
@@ -284,7 +288,12 @@ impl AuthService {
                 let name = entry.username.as_ref().map_or("", |username| username.as_str());
                 query.name.as_ref().is_none_or(|pattern| pattern.is_match(name))
             })
-            .filter(|entry| query.email.as_ref().is_none_or(|pattern| pattern.is_match(entry.email.as_str())))
+            .filter(|entry| {
+                query
+                    .email
+                    .as_ref()
+                    .is_none_or(|pattern| pattern.is_match(entry.email.as_ref().map_or("", Email::as_str)))
+            })
             .collect();
         let total_count = matching.len();
         let page = matching.into_iter().skip((query.page - 1) * query.size).take(query.size);

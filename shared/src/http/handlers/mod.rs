@@ -3,6 +3,7 @@
 mod account;
 pub mod avatars;
 mod mfa;
+pub mod oauth;
 mod users;
 
 pub use account::{change_password, forgot_password, resend_verification, reset_password, verify_email};
@@ -124,15 +125,42 @@ fn one_identifier(
     }
 }
 
+/// The second factor fields of every sign-in request (login, provider sign-in, exchange).
+#[derive(Deserialize)]
+pub struct SecondFactorFields {
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+    email_code: Option<String>,
+}
+
+impl SecondFactorFields {
+    fn parse(self) -> Result<Option<SecondFactor>, ApiError> {
+        Ok(match (self.totp_code, self.recovery_code, self.email_code) {
+            (None, None, None) => None,
+            (Some(code), None, None) => Some(SecondFactor::Totp(six_digits("totp_code", &code)?)),
+            (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => {
+                Some(SecondFactor::RecoveryCode(code))
+            }
+            (None, Some(_), None) => return Err(ApiError::invalid_field("recovery_code", "must be a recovery code")),
+            (None, None, Some(code)) => Some(SecondFactor::EmailCode(six_digits("email_code", &code)?)),
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    "give at most one of totp_code, recovery_code or email_code",
+                ));
+            }
+        })
+    }
+}
+
 #[derive(Deserialize)]
 pub struct LoginRequest {
     email: Option<Email>,
     username: Option<Username>,
     phone: Option<Phone>,
     password: String,
-    totp_code: Option<String>,
-    recovery_code: Option<String>,
-    email_code: Option<String>,
+    #[serde(flatten)]
+    second_factor: SecondFactorFields,
 }
 
 pub async fn login(
@@ -142,21 +170,7 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let identifier = one_identifier(request.email, request.username, request.phone)?;
     let password = typed_password("password", request.password)?;
-    let second_factor = match (request.totp_code, request.recovery_code, request.email_code) {
-        (None, None, None) => None,
-        (Some(code), None, None) => Some(SecondFactor::Totp(six_digits("totp_code", &code)?)),
-        (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => {
-            Some(SecondFactor::RecoveryCode(code))
-        }
-        (None, Some(_), None) => return Err(ApiError::invalid_field("recovery_code", "must be a recovery code")),
-        (None, None, Some(code)) => Some(SecondFactor::EmailCode(six_digits("email_code", &code)?)),
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidArgument,
-                "give at most one of totp_code, recovery_code or email_code",
-            ));
-        }
-    };
+    let second_factor = request.second_factor.parse()?;
     let pair = state.auth.login(Credentials { identifier, password, second_factor }, &origin).await?;
     Ok(Json(pair.into()))
 }

@@ -1,0 +1,197 @@
+//! Third-party sign-in and linked identities.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{SecondFactorFields, TokenResponse, non_empty};
+use crate::domain::ProviderName;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, QueryParams};
+use crate::oauth::ProviderToken;
+use crate::service::{AuthError, CallbackOutcome, ProviderSignIn};
+
+/// A `{provider}` path segment: a name that cannot be configured is simply not found.
+fn provider(raw: &str) -> Result<ProviderName, ApiError> {
+    ProviderName::parse(raw).map_err(|_| AuthError::NoSuchProvider.into())
+}
+
+/// A provider token as a client sends it: exactly one of `id_token` and `access_token`.
+#[derive(Deserialize)]
+pub struct ProviderTokenFields {
+    id_token: Option<String>,
+    access_token: Option<String>,
+    /// The nonce the client put in its ID token request, checked against the token's.
+    nonce: Option<String>,
+}
+
+impl ProviderTokenFields {
+    fn parse(self) -> Result<ProviderToken, ApiError> {
+        match (self.id_token, self.access_token, self.nonce) {
+            (Some(token), None, nonce) => Ok(ProviderToken::IdToken {
+                token: non_empty("id_token", &token)?.to_owned(),
+                nonce: nonce.map(|nonce| non_empty("nonce", &nonce).map(str::to_owned)).transpose()?,
+            }),
+            (None, Some(token), None) => Ok(ProviderToken::AccessToken(non_empty("access_token", &token)?.to_owned())),
+            (None, Some(_), Some(_)) => Err(ApiError::invalid_field("nonce", "goes with an id_token only")),
+            _ => Err(ApiError::new(ErrorCode::InvalidArgument, "give exactly one of id_token or access_token")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ProviderSignInRequest {
+    #[serde(flatten)]
+    token: ProviderTokenFields,
+    #[serde(flatten)]
+    second_factor: SecondFactorFields,
+}
+
+/// `201` when the sign-in created the account, `200` otherwise.
+fn signed_in(sign_in: ProviderSignIn) -> (StatusCode, Json<TokenResponse>) {
+    let status = if sign_in.created { StatusCode::CREATED } else { StatusCode::OK };
+    (status, Json(sign_in.tokens.into()))
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ClientOrigin(origin): ClientOrigin,
+    JsonBody(request): JsonBody<ProviderSignInRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let provider = provider(&name)?;
+    let (token, second_factor) = (request.token.parse()?, request.second_factor.parse()?);
+    Ok(signed_in(state.auth.sign_in_with_provider(&provider, token, second_factor, &origin).await?))
+}
+
+#[derive(Deserialize)]
+pub struct AuthorizeQuery {
+    redirect_uri: String,
+    /// The app's own CSRF state, returned to it with the exchange code.
+    state: Option<String>,
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<AuthorizeQuery>,
+) -> Result<Response, ApiError> {
+    let provider = provider(&name)?;
+    if query.state.as_ref().is_some_and(|app_state| app_state.len() > 512) {
+        return Err(ApiError::invalid_field("state", "must be at most 512 characters"));
+    }
+    let callback_url = format!("{}/v1/auth/oauth/{provider}/callback", public_url(&state, &headers)?);
+    let location = state.auth.begin_authorization(&provider, &query.redirect_uri, query.state, callback_url).await?;
+    Ok(found(&location))
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    /// Set by the provider when the user declined (RFC 6749 4.1.2.1).
+    error: Option<String>,
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    let provider = provider(&name)?;
+    let flow_state = query.state.as_deref().filter(|s| !s.is_empty()).ok_or(AuthError::InvalidState)?;
+    let code = query.code.as_deref().filter(|code| !code.is_empty() && query.error.is_none());
+    let outcome = state.auth.finish_authorization(&provider, flow_state, code).await?;
+    Ok(found(&app_redirect(outcome)?))
+}
+
+#[derive(Deserialize)]
+pub struct ExchangeRequest {
+    code: String,
+    #[serde(flatten)]
+    second_factor: SecondFactorFields,
+}
+
+pub async fn exchange(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    JsonBody(request): JsonBody<ExchangeRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let code = non_empty("code", &request.code)?;
+    let second_factor = request.second_factor.parse()?;
+    Ok(signed_in(state.auth.exchange_sign_in_code(code, second_factor, &origin).await?))
+}
+
+pub async fn list_identities(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let (identities, has_password) = state.auth.identities(&principal).await?;
+    Ok(Json(json!({ "identities": identities, "has_password": has_password })))
+}
+
+pub async fn link_identity(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Authenticated(principal): Authenticated,
+    JsonBody(request): JsonBody<ProviderTokenFields>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let provider = provider(&name)?;
+    let (identity, new) = state.auth.link_identity(&principal, &provider, request.parse()?).await?;
+    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(identity))))
+}
+
+pub async fn unlink_identity(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state.auth.unlink_identity(&principal, &provider(&name)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where clients reach this API: `LATCHKEY_PUBLIC_URL`, else (on API Gateway) the request's
+/// host over HTTPS.
+fn public_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(url) = state.auth.public_url() {
+        return Ok(url.clone());
+    }
+    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok()).unwrap_or_default();
+    let plausible = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    match plausible {
+        true => Ok(format!("https://{host}")),
+        false => Err(ApiError::new(ErrorCode::InvalidArgument, "the Host header is missing or malformed")),
+    }
+}
+
+/// The app's redirect URI with the exchange code (or the error) and the app's state.
+fn app_redirect(outcome: CallbackOutcome) -> Result<String, ApiError> {
+    let mut url = reqwest::Url::parse(&outcome.redirect_uri)
+        .map_err(|_| ApiError::from(AuthError::Internal("a configured redirect URI is not a URL".into())))?;
+    {
+        let mut query = url.query_pairs_mut();
+        match &outcome.result {
+            Ok(code) => query.append_pair("code", code),
+            Err(error) => query.append_pair("error", error.code()),
+        };
+        if let Some(app_state) = &outcome.app_state {
+            query.append_pair("state", app_state);
+        }
+    }
+    Ok(url.into())
+}
+
+/// A `302 Found` that no cache keeps (it carries one-time values).
+fn found(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,338 @@
+//! Third-party sign-in: with a provider token (mobile and SPA clients), with the redirect flow
+//! (state, PKCE and a one-time exchange code), and explicit linking of provider accounts.
+//!
+//! An account is found by its (provider, subject) guard item, never by email: a provider that
+//! shares an address already registered is told to sign in and link, so nobody gets an
+//! account by controlling a provider account with someone else's address.
+
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, TokenPair, now};
+use super::throttle::Subject;
+use crate::crypto::secrets;
+use crate::domain::{LinkedIdentity, ProviderName, User};
+use crate::mail::templates::Notice;
+use crate::oauth::{AuthorizationRequest, ProviderToken, VerifiedIdentity};
+use crate::repo::{ExchangeGrant, PendingAuthorization, RepoError, StoredUser, UniqueField};
+
+/// How long the browser may take at the provider.
+const AUTHORIZATION_VALID_SECONDS: i64 = 600;
+/// How long the app has to trade the exchange code for tokens (a second factor included).
+const EXCHANGE_VALID_SECONDS: i64 = 120;
+
+/// A provider sign-in that succeeded.
+pub struct ProviderSignIn {
+    pub tokens: TokenPair,
+    /// The sign-in created the account.
+    pub created: bool,
+}
+
+/// What the redirect flow's callback tells the app, by redirecting to its `redirect_uri`.
+pub struct CallbackOutcome {
+    pub redirect_uri: String,
+    pub app_state: Option<String>,
+    pub result: Result<String, CallbackError>,
+}
+
+/// Why a callback did not produce an exchange code: the `error` the app receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackError {
+    /// The user declined at the provider, or the provider sent no code.
+    AccessDenied,
+    /// The provider refused the code, or what it returned did not verify.
+    InvalidGrant,
+    /// The provider's address belongs to an account: sign in to it and link.
+    AccountExists,
+    ProviderUnavailable,
+}
+
+impl CallbackError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "access_denied",
+            Self::InvalidGrant => "invalid_grant",
+            Self::AccountExists => "account_exists",
+            Self::ProviderUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// The account a provider identity signs in to.
+enum Account {
+    Existing(Box<StoredUser>),
+    Created(User),
+}
+
+impl AuthService {
+    /// `POST /v1/auth/oauth/{provider}`.
+    pub async fn sign_in_with_provider(
+        &self,
+        provider: &ProviderName,
+        token: ProviderToken,
+        second_factor: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<ProviderSignIn, AuthError> {
+        let identity = self.providers.verify(provider, &token).await?;
+        let account = self.account_for(provider, identity).await?;
+        self.start_provider_session(account, second_factor, origin).await
+    }
+
+    /// `GET /v1/auth/oauth/{provider}/authorize`: remembers the trip and answers where to send
+    /// the browser.
+    pub async fn begin_authorization(
+        &self,
+        provider: &ProviderName,
+        redirect_uri: &str,
+        app_state: Option<String>,
+        callback_url: String,
+    ) -> Result<String, AuthError> {
+        self.providers.get(provider)?;
+        if !self.config.oauth_redirect_uris.iter().any(|allowed| allowed == redirect_uri) {
+            return Err(AuthError::RedirectUriNotAllowed);
+        }
+        let (state, code_verifier, nonce) = (secrets::generate(), secrets::generate(), secrets::generate());
+        let code_challenge = URL_SAFE_NO_PAD.encode(digest(&SHA256, code_verifier.as_bytes()));
+        let request = AuthorizationRequest {
+            callback_url: &callback_url,
+            state: &state,
+            code_challenge: &code_challenge,
+            nonce: &nonce,
+        };
+        let location = self.providers.authorization_url(provider, request)?;
+        let expires_at = now().unix_timestamp() + AUTHORIZATION_VALID_SECONDS;
+        let pending = PendingAuthorization {
+            provider: provider.clone(),
+            code_verifier,
+            nonce,
+            callback_url,
+            redirect_uri: redirect_uri.to_owned(),
+            app_state,
+            expires_at,
+            ttl: expires_at,
+        };
+        self.sign_ins.save_authorization(&secrets::hash(&state), &pending).await?;
+        Ok(location)
+    }
+
+    /// `GET /v1/auth/oauth/{provider}/callback`: spends the state, exchanges the provider's
+    /// code, and prepares a one-time exchange code for the app. Tokens never travel in a URL.
+    pub async fn finish_authorization(
+        &self,
+        provider: &ProviderName,
+        state: &str,
+        code: Option<&str>,
+    ) -> Result<CallbackOutcome, AuthError> {
+        let pending = match self.sign_ins.take_authorization(&secrets::hash(state)).await? {
+            Some(pending) if pending.provider == *provider && pending.expires_at > now().unix_timestamp() => pending,
+            _ => return Err(AuthError::InvalidState),
+        };
+        let result = match code {
+            None => Err(CallbackError::AccessDenied),
+            Some(code) => self.grant_for(provider, code, &pending).await?,
+        };
+        Ok(CallbackOutcome { redirect_uri: pending.redirect_uri, app_state: pending.app_state, result })
+    }
+
+    /// `POST /v1/auth/oauth/exchange`: trades an exchange code for tokens, once.
+    pub async fn exchange_sign_in_code(
+        &self,
+        code: &str,
+        second_factor: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<ProviderSignIn, AuthError> {
+        let hash = secrets::hash(code);
+        let grant = match self.sign_ins.grant(&hash).await? {
+            Some(grant) if grant.expires_at > now().unix_timestamp() => grant,
+            _ => return Err(self.failed(origin, AuthError::InvalidGrant).await),
+        };
+        let stored = match self.users.find_by_id(grant.user_id).await? {
+            Some(stored) if stored.user.is_active() => stored,
+            _ => return Err(AuthError::InvalidGrant),
+        };
+        // The second factor is checked before the code is spent, so a client asked for one
+        // retries with the same code.
+        let recovery_codes_left = self.second_step(&stored, second_factor, origin).await?;
+        if !self.sign_ins.spend_grant(&hash, &grant).await? {
+            return Err(AuthError::InvalidGrant);
+        }
+        let tokens = self.finish_sign_in(stored, recovery_codes_left).await?;
+        Ok(ProviderSignIn { tokens, created: grant.created })
+    }
+
+    /// `POST /v1/users/me/identities/{provider}`: adds a provider account to the caller's.
+    /// Answers the identity and whether it is new (linking it again changes nothing).
+    pub async fn link_identity(
+        &self,
+        principal: &Principal,
+        provider: &ProviderName,
+        token: ProviderToken,
+    ) -> Result<(LinkedIdentity, bool), AuthError> {
+        let verified = self.providers.verify(provider, &token).await?;
+        for _ in 0..5 {
+            let before = self.stored(principal).await?;
+            if let Some(linked) = before.user.identity(provider) {
+                return match linked.subject == verified.subject {
+                    true => Ok((linked.clone(), false)),
+                    false => Err(AuthError::FailedPrecondition(
+                        "another account of this provider is linked; unlink it first",
+                    )),
+                };
+            }
+            let identity = linked_identity(provider, &verified);
+            let mut after = before.clone();
+            after.user.identities.push(identity.clone());
+            match self.users.save_profile(&before.user, &after, vec![]).await {
+                Ok(()) => {
+                    tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider linked");
+                    self.notify(&after.user, Notice::IdentityLinked).await;
+                    return Ok((identity, true));
+                }
+                Err(RepoError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AuthError::Aborted)
+    }
+
+    /// The caller's linked identities, and whether the account also has a password.
+    pub async fn identities(&self, principal: &Principal) -> Result<(Vec<LinkedIdentity>, bool), AuthError> {
+        let stored = self.stored(principal).await?;
+        Ok((stored.user.identities, stored.password_hash.is_some()))
+    }
+
+    /// Where clients reach this API, when configured.
+    pub fn public_url(&self) -> Option<&String> {
+        self.config.public_url.as_ref()
+    }
+
+    /// `DELETE /v1/users/me/identities/{provider}`, unless it is the last way to sign in.
+    pub async fn unlink_identity(&self, principal: &Principal, provider: &ProviderName) -> Result<(), AuthError> {
+        for _ in 0..5 {
+            let before = self.stored(principal).await?;
+            if before.user.identity(provider).is_none() {
+                return Err(AuthError::NoSuchIdentity);
+            }
+            // Checked on the record the write is conditional on: two unlinks racing for the
+            // last two identities cannot both pass.
+            if before.password_hash.is_none() && before.user.identities.len() == 1 {
+                return Err(AuthError::LastSignInMethod);
+            }
+            let mut after = before.clone();
+            after.user.identities.retain(|identity| identity.provider != *provider);
+            match self.users.save_profile(&before.user, &after, vec![]).await {
+                Ok(()) => {
+                    tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider unlinked");
+                    self.notify(&after.user, Notice::IdentityUnlinked).await;
+                    return Ok(());
+                }
+                Err(RepoError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AuthError::Aborted)
+    }
+
+    /// Exchanges the provider's code and stores an exchange grant: the app's error when the
+    /// provider or the account refuses, `Err` only when this server fails.
+    async fn grant_for(
+        &self,
+        provider: &ProviderName,
+        code: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<Result<String, CallbackError>, AuthError> {
+        let exchanged = self
+            .providers
+            .exchange_code(provider, code, &pending.callback_url, &pending.code_verifier, &pending.nonce)
+            .await;
+        let account = match exchanged.map_err(AuthError::from) {
+            Ok(identity) => self.account_for(provider, identity).await,
+            Err(error) => Err(error),
+        };
+        let (user_id, created) = match account {
+            Ok(Account::Existing(stored)) => (stored.user.id, false),
+            Ok(Account::Created(user)) => (user.id, true),
+            Err(AuthError::LinkRequired) => return Ok(Err(CallbackError::AccountExists)),
+            Err(AuthError::ProviderUnavailable { .. }) => return Ok(Err(CallbackError::ProviderUnavailable)),
+            Err(AuthError::ProviderRejected(reason)) => {
+                tracing::info!(%provider, %reason, "a provider sign-in was refused");
+                return Ok(Err(CallbackError::InvalidGrant));
+            }
+            Err(error) => return Err(error),
+        };
+        let code = secrets::generate();
+        let expires_at = now().unix_timestamp() + EXCHANGE_VALID_SECONDS;
+        self.sign_ins
+            .save_grant(&secrets::hash(&code), &ExchangeGrant { user_id, created, expires_at, ttl: expires_at })
+            .await?;
+        Ok(Ok(code))
+    }
+
+    /// The account of a verified provider identity, created if there is none. Creation writes
+    /// the identity's guard item with the user, so two first sign-ins racing make one account.
+    async fn account_for(&self, provider: &ProviderName, verified: VerifiedIdentity) -> Result<Account, AuthError> {
+        let existing = |stored: StoredUser| match stored.user.is_active() {
+            true => Ok(Account::Existing(Box::new(stored))),
+            false => Err(AuthError::InvalidCredentials),
+        };
+        if let Some(stored) = self.users.find_by_identity(provider, &verified.subject).await? {
+            return existing(stored);
+        }
+        let user = User::new_provider_user(linked_identity(provider, &verified));
+        match self.users.create(&user, None, vec![]).await {
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, %provider, "user created by a sign-in provider");
+                Ok(Account::Created(user))
+            }
+            Err(RepoError::Taken(field @ (UniqueField::Identity | UniqueField::Email))) => {
+                // A concurrent first sign-in created the account (its email guard may be the
+                // condition reported): sign in to it. Otherwise the address is someone else's.
+                match self.users.find_by_identity(provider, &verified.subject).await? {
+                    Some(stored) => existing(stored),
+                    None if field == UniqueField::Email => Err(AuthError::LinkRequired),
+                    None => Err(AuthError::Aborted),
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn start_provider_session(
+        &self,
+        account: Account,
+        second_factor: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<ProviderSignIn, AuthError> {
+        match account {
+            Account::Created(user) => Ok(ProviderSignIn { tokens: self.start_session(user, 0).await?, created: true }),
+            Account::Existing(stored) => {
+                let recovery_codes_left = self.second_step(&stored, second_factor, origin).await?;
+                Ok(ProviderSignIn { tokens: self.finish_sign_in(*stored, recovery_codes_left).await?, created: false })
+            }
+        }
+    }
+
+    /// The account's second factor, if it has one: a provider sign-in does not skip it. Wrong
+    /// codes are throttled per account as at a password login.
+    async fn second_step(
+        &self,
+        stored: &StoredUser,
+        second_factor: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<Option<usize>, AuthError> {
+        if second_factor.is_some() {
+            self.guard(&Subject::Account(stored.user.id), origin).await?;
+        }
+        self.check_second_factor(stored, second_factor, origin).await
+    }
+}
+
+fn linked_identity(provider: &ProviderName, verified: &VerifiedIdentity) -> LinkedIdentity {
+    LinkedIdentity {
+        provider: provider.clone(),
+        subject: verified.subject.clone(),
+        email: verified.email.clone(),
+        linked_at: now(),
+    }
+}
