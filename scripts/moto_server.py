@@ -6,6 +6,9 @@ running at once can therefore undo each other's writes, which real DynamoDB neve
 Serialising requests makes moto as atomic as DynamoDB, so the concurrency tests test
 Latchkey rather than moto.
 
+`GET /latchkey/websocket-posts` answers what was posted to each WebSocket connection through
+the API Gateway Management API (`PostToConnection`), which moto keeps but no API returns.
+
 `GET /latchkey/ses-messages` answers the messages SES "sent" (source, destinations, subject,
 body), which moto otherwise only shows in `/moto-api/data.json`, a dump of every model of
 every service that grows with every table the tests create. Usage: moto_server.py HOST PORT
@@ -38,10 +41,25 @@ def sent_mail(start_response):
     return [json.dumps(messages).encode()]
 
 
+def websocket_posts(start_response):
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    posts = {
+        connection_id: connection.data.decode()
+        for account in list(apigatewaymanagementapi_backends.keys())
+        for region in list(apigatewaymanagementapi_backends[account].keys())
+        for connection_id, connection in apigatewaymanagementapi_backends[account][region].connections.items()
+    }
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(posts).encode()]
+
+
 def one_at_a_time(environ, start_response):
     with lock:
         if environ.get("PATH_INFO") == "/latchkey/ses-messages":
             return sent_mail(start_response)
+        if environ.get("PATH_INFO") == "/latchkey/websocket-posts":
+            return websocket_posts(start_response)
         # The whole body is produced under the lock.
         return list(app(environ, start_response))
 

@@ -77,7 +77,7 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
 /// register, login or refresh response).
-const EVENT_SCRIPT: [(&str, &str, u16); 41] = [
+const EVENT_SCRIPT: [(&str, &str, u16); 45] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -118,6 +118,11 @@ const EVENT_SCRIPT: [(&str, &str, u16); 41] = [
     ("oauth", "identities", 200),
     ("oauth", "link", 404),
     ("oauth", "unlink", 404),
+    ("chat", "ticket", 201),
+    // "nobody_here" has no account; the conversation id names no conversation.
+    ("chat", "start", 404),
+    ("chat", "list", 200),
+    ("chat", "messages", 404),
     // Before enable, so no setup is pending: FAILED_PRECONDITION whatever the code. (After
     // enable, a wrong code is refused only almost surely: any code may be a current one.)
     ("totp", "verify", 400),
@@ -156,8 +161,10 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
 
     let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/")
+        .map(|dir| dir.unwrap().path())
+        // WebSocket events, not HTTP API ones: tests/chat.rs replays them.
+        .filter(|dir| !dir.ends_with("chat-ws"))
         .flat_map(|dir| {
-            let dir = dir.unwrap().path();
             let function = dir.file_name().unwrap().to_string_lossy().into_owned();
             std::fs::read_dir(&dir).unwrap().map(move |file| {
                 (function.clone(), file.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())

@@ -1,6 +1,6 @@
 //! The item-store contract, held against both backends: what the repositories rely on.
 
-use latchkey::store::{Condition, Item, Key, StoreError, Write};
+use latchkey::store::{Condition, Item, Key, Page, StoreError, Write};
 use latchkey_tests::{Backend, fresh_store, on_both_backends};
 use serde_json::{Map, Value, json};
 
@@ -13,6 +13,7 @@ on_both_backends!(
     an_import_of_many_items_reads_back_in_full,
     a_check_writes_nothing_but_its_condition_gates_the_transaction,
     query_returns_one_partitions_items_by_prefix_in_sort_key_order,
+    query_page_reads_pages_in_either_order_after_a_cursor,
     conditional_delete_only_removes_a_matching_item,
     twenty_concurrent_puts_if_absent_have_exactly_one_winner,
 );
@@ -141,6 +142,28 @@ async fn query_returns_one_partitions_items_by_prefix_in_sort_key_order(backend:
     assert_eq!(found, ["SESSION#a", "SESSION#b", "SESSION#c"]);
     assert_eq!(store.query("USER#1", "").await.unwrap().len(), 4);
     assert!(store.query("USER#3", "").await.unwrap().is_empty());
+}
+
+async fn query_page_reads_pages_in_either_order_after_a_cursor(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let writes = (0..7)
+        .map(|n| Write::put(item("CONVERSATION#1", &format!("MSG#{n:02}"), json!({ "n": n })), Condition::Always))
+        .chain([Write::put(item("CONVERSATION#1", "META", json!({})), Condition::Always)])
+        .chain([Write::put(item("CONVERSATION#2", "MSG#00", json!({})), Condition::Always)])
+        .collect();
+    store.write(writes).await.unwrap();
+    let sort_keys = |items: Vec<Item>| items.into_iter().map(|item| item.key.sk).collect::<Vec<_>>();
+    let page = |limit, descending, after: Option<&str>| Page { limit, descending, after: after.map(String::from) };
+
+    let newest = store.query_page("CONVERSATION#1", "MSG#", &page(3, true, None)).await.unwrap();
+    assert_eq!(sort_keys(newest), ["MSG#06", "MSG#05", "MSG#04"]);
+    let older = store.query_page("CONVERSATION#1", "MSG#", &page(3, true, Some("MSG#04"))).await.unwrap();
+    assert_eq!(sort_keys(older), ["MSG#03", "MSG#02", "MSG#01"]);
+    let last = store.query_page("CONVERSATION#1", "MSG#", &page(3, true, Some("MSG#01"))).await.unwrap();
+    assert_eq!(sort_keys(last), ["MSG#00"], "the prefix bounds the page: META is not a message");
+    let oldest = store.query_page("CONVERSATION#1", "MSG#", &page(2, false, Some("MSG#04"))).await.unwrap();
+    assert_eq!(sort_keys(oldest), ["MSG#05", "MSG#06"]);
+    assert!(store.query_page("CONVERSATION#3", "MSG#", &page(3, true, None)).await.unwrap().is_empty());
 }
 
 async fn conditional_delete_only_removes_a_matching_item(backend: Backend) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::domain::{Email, Password};
 use latchkey::http::objects::local_object_routes;
@@ -86,7 +87,8 @@ async fn serve(
     config.public_url = Some(public_url.trim_end_matches('/').to_owned());
     let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &public_url)?;
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
-    let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes));
+    let chat = local_chat_routes(state.clone(), Arc::default());
+    let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes)).merge(chat);
     // The peer address is what per-address throttling counts.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

@@ -36,6 +36,8 @@ pub struct Config {
     pub max_friends: u64,
     /// The largest avatar accepted, in bytes.
     pub avatar_max_bytes: u64,
+    /// The most chat messages one connection may send in 10 seconds.
+    pub chat_rate_limit: u32,
     /// Third-party sign-in providers (`LATCHKEY_OAUTH_PROVIDERS` and their client secrets).
     pub oauth_providers: Vec<ProviderSettings>,
     /// The app URLs the redirect sign-in may return to (exact match).
@@ -93,6 +95,7 @@ impl Default for Config {
             directory_cache_seconds: 10,
             max_friends: 1000,
             avatar_max_bytes: 5 * 1024 * 1024,
+            chat_rate_limit: 20,
             oauth_providers: Vec::new(),
             oauth_redirect_uris: vec!["http://localhost:3000/oauth/callback".into()],
             public_url: None,
@@ -216,6 +219,7 @@ impl Config {
             )? as u64,
             max_friends: number("LATCHKEY_MAX_FRIENDS", defaults.max_friends as i64, 1)? as u64,
             avatar_max_bytes: number("LATCHKEY_AVATAR_MAX_BYTES", defaults.avatar_max_bytes as i64, 1024)? as u64,
+            chat_rate_limit: small("LATCHKEY_CHAT_RATE_LIMIT", defaults.chat_rate_limit, 1)?,
         })
     }
 }

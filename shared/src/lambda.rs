@@ -23,7 +23,27 @@ use crate::store::dynamodb::DynamoStore;
 /// `function`'s routes for every invocation.
 pub async fn run(function: Function) -> Result<(), Error> {
     init_tracing();
-    lambda_http::run(app(function, init().await?)).await
+    lambda_http::run(app(function, init().await?.0)).await
+}
+
+/// Runs the `chat-ws` function: API Gateway WebSocket events, not HTTP requests.
+/// `LATCHKEY_WEBSOCKET_ENDPOINT` fixes the Management API endpoint (for a custom domain);
+/// otherwise each event's domain and stage name it.
+pub async fn run_websocket() -> Result<(), Error> {
+    use crate::chat::apigateway::{ManagementClients, handle};
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use lambda_http::{LambdaEvent, service_fn};
+
+    init_tracing();
+    let (state, sdk) = init().await?;
+    let clients = ManagementClients::new(sdk, std::env::var("LATCHKEY_WEBSOCKET_ENDPOINT").ok());
+    let (state, clients) = (&state, &clients);
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Error>(handle(state, clients, event.payload).await)
+        },
+    ))
+    .await
 }
 
 /// What `run` serves: the function's routes, told what API Gateway's event says about the
@@ -32,7 +52,7 @@ pub fn app(function: Function, state: AppState) -> Router {
     router(&[function], state).layer(axum::middleware::map_request(tag_request))
 }
 
-async fn init() -> Result<AppState, SetupError> {
+async fn init() -> Result<(AppState, aws_config::SdkConfig), SetupError> {
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
@@ -57,7 +77,8 @@ async fn init() -> Result<AppState, SetupError> {
     let objects = std::env::var("LATCHKEY_AVATAR_BUCKET").ok().map(|bucket| {
         Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&aws), bucket)) as Arc<dyn crate::objects::ObjectStore>
     });
-    crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer), objects).map_err(|e| setup(&e))
+    let state = crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer), objects).map_err(|e| setup(&e))?;
+    Ok((state, aws))
 }
 
 /// The variable naming the Secrets Manager secret with the sign-in providers' client secrets

@@ -14,6 +14,7 @@
 //! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
 
 pub mod app;
+pub mod chat;
 pub mod config;
 pub mod crypto;
 pub mod domain;

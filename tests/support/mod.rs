@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
 use latchkey::crypto::passwords::Argon2Settings;
@@ -371,7 +372,9 @@ impl TestServer {
         };
         let max_object_bytes = config.avatar_max_bytes;
         let state = latchkey::app::state(config, Arc::clone(&store), &keys, mailer, Some(objects)).expect("state");
-        let app = router(&Function::ALL, state).merge(local_object_routes(local, max_object_bytes));
+        // As latchkey-local does: chat over the local WebSocket route.
+        let chat = local_chat_routes(state.clone(), Arc::default());
+        let app = router(&Function::ALL, state).merge(local_object_routes(local, max_object_bytes)).merge(chat);
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     AlreadyExists,
     Aborted,
+    /// The target is not in the state the operation needs (HTTP 409 with gRPC FAILED_PRECONDITION).
+    Conflict,
     ResourceExhausted,
     PayloadTooLarge,
     Internal,
@@ -37,6 +39,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => (12, "UNIMPLEMENTED", StatusCode::METHOD_NOT_ALLOWED),
             Self::AlreadyExists => (6, "ALREADY_EXISTS", StatusCode::CONFLICT),
             Self::Aborted => (10, "ABORTED", StatusCode::CONFLICT),
+            Self::Conflict => (9, "FAILED_PRECONDITION", StatusCode::CONFLICT),
             Self::ResourceExhausted => (8, "RESOURCE_EXHAUSTED", StatusCode::TOO_MANY_REQUESTS),
             Self::PayloadTooLarge => (3, "INVALID_ARGUMENT", StatusCode::PAYLOAD_TOO_LARGE),
             Self::Internal => (13, "INTERNAL", StatusCode::INTERNAL_SERVER_ERROR),
@@ -64,6 +67,27 @@ impl ApiError {
     fn with_detail(mut self, detail: Value) -> Self {
         self.details.push(detail);
         self
+    }
+
+    /// The JSON body: `{"code", "status", "message", "details"}` (also the `error` of a chat
+    /// error frame).
+    pub fn body(&self) -> Value {
+        let (code, name, _) = self.code.parts();
+        json!({ "code": code, "status": name, "message": self.message, "details": self.details })
+    }
+
+    /// A 429 with `Retry-After`.
+    fn too_many(message: String, reason: &str, retry_after_seconds: i64) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds),
+            ..Self::new(ErrorCode::ResourceExhausted, message)
+                .with_detail(json!({ "reason": reason, "retry_after_seconds": retry_after_seconds }))
+        }
+    }
+
+    /// The HTTP status (for edges that are not axum: the WebSocket `$connect` answer).
+    pub fn status(&self) -> u16 {
+        self.code.parts().2.as_u16()
     }
 
     /// A bad value in the request, naming the field (as google.rpc.BadRequest does).
@@ -104,17 +128,19 @@ impl From<AuthError> for ApiError {
             AuthError::Incorrect { field } => Self::new(ErrorCode::PermissionDenied, message)
                 .with_detail(json!({ "field": field, "reason": "INCORRECT" })),
             AuthError::EmailNotVerified => reason(ErrorCode::PermissionDenied, "EMAIL_NOT_VERIFIED"),
-            AuthError::Throttled { retry_after_seconds } => Self {
-                retry_after: Some(retry_after_seconds),
-                ..Self::new(ErrorCode::ResourceExhausted, message)
-                    .with_detail(json!({ "reason": "TOO_MANY_ATTEMPTS", "retry_after_seconds": retry_after_seconds }))
-            },
+            AuthError::Throttled { retry_after_seconds } => {
+                Self::too_many(message, "TOO_MANY_ATTEMPTS", retry_after_seconds)
+            }
+            AuthError::TooManyMessages { retry_after_seconds } => {
+                Self::too_many(message, "TOO_MANY_MESSAGES", retry_after_seconds)
+            }
             AuthError::LinkNotFound
             | AuthError::NoSuchUser
             | AuthError::NotFriends
             | AuthError::NoSuchUpload
             | AuthError::NoAvatar
             | AuthError::NoSuchProvider
+            | AuthError::NoSuchConversation
             | AuthError::NoSuchIdentity => Self::new(ErrorCode::NotFound, message),
             AuthError::ProviderRejected(_) => reason(ErrorCode::Unauthenticated, "INVALID_PROVIDER_TOKEN"),
             AuthError::ProviderUnsupported(_) => reason(ErrorCode::InvalidArgument, "UNSUPPORTED_BY_PROVIDER"),
@@ -126,6 +152,8 @@ impl From<AuthError> for ApiError {
             AuthError::RedirectUriNotAllowed => Self::invalid_field("redirect_uri", "is not an allowed redirect URI"),
             AuthError::InvalidState => reason(ErrorCode::InvalidArgument, "INVALID_STATE"),
             AuthError::InvalidGrant => reason(ErrorCode::InvalidArgument, "INVALID_GRANT"),
+            AuthError::UserNotConnected => reason(ErrorCode::Conflict, "USER_NOT_CONNECTED"),
+            AuthError::InvalidTicket => reason(ErrorCode::Unauthenticated, "INVALID_TICKET"),
             AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),
             AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
             AuthError::PermissionDenied(_) => Self::new(ErrorCode::PermissionDenied, message),
@@ -149,9 +177,8 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (code, name, status) = self.code.parts();
-        let body = json!({ "code": code, "status": name, "message": self.message, "details": self.details });
-        let mut response = (status, axum::Json(body)).into_response();
+        let status = self.code.parts().2;
+        let mut response = (status, axum::Json(self.body())).into_response();
         if let Some(challenge) = self.challenge.filter(|_| status == StatusCode::UNAUTHORIZED) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }

@@ -44,6 +44,7 @@ pub enum Function {
     Friends,
     Avatar,
     OAuth,
+    Chat,
 }
 
 pub struct Route {
@@ -76,7 +77,7 @@ impl Route {
 }
 
 impl Function {
-    pub const ALL: [Function; 12] = [
+    pub const ALL: [Function; 13] = [
         Self::Register,
         Self::Login,
         Self::Refresh,
@@ -89,6 +90,7 @@ impl Function {
         Self::Friends,
         Self::Avatar,
         Self::OAuth,
+        Self::Chat,
     ];
 
     /// The crate under `functions/` and the function's name in `template.yaml`.
@@ -106,6 +108,7 @@ impl Function {
             Self::Friends => "friends",
             Self::Avatar => "avatar",
             Self::OAuth => "oauth",
+            Self::Chat => "chat",
         }
     }
 
@@ -174,6 +177,12 @@ impl Function {
                 Route::get("/v1/users/me/identities", handlers::oauth::list_identities),
                 Route::post("/v1/users/me/identities/{provider}", handlers::oauth::link_identity),
                 Route::delete("/v1/users/me/identities/{provider}", handlers::oauth::unlink_identity),
+            ],
+            Self::Chat => vec![
+                Route::post("/v1/conversations", handlers::chat::start),
+                Route::get("/v1/conversations", handlers::chat::list),
+                Route::get("/v1/conversations/{id}", handlers::chat::messages),
+                Route::post("/v1/chat/ticket", handlers::chat::ticket),
             ],
         }
     }

@@ -21,7 +21,16 @@
 //! | provider identity | `IDENTITY#<provider>#<subject>` | `UNIQUE` |
 //! | redirect sign-in  | `OAUTH_STATE#<sha256>` | `STATE`          |
 //! | exchange code     | `OAUTH_EXCHANGE#<sha256>` | `GRANT`       |
+//! | conversation      | `CONVERSATION#<id>`  | `META`             |
+//! | one per user pair | `PAIR#<id>#<id>`     | `UNIQUE`           |
+//! | message           | `CONVERSATION#<id>`  | `MSG#<uuidv7>`     |
+//! | list position     | `USER#<id>`          | `CONVERSATION#<id>`|
+//! | list entry        | `USER#<id>`          | `ACTIVITY#<uuidv7>`|
+//! | chat connection   | `CONNECTION#<id>`    | `CONNECTION`       |
+//! | user's connection | `USER#<id>`          | `CONNECTION#<id>`  |
+//! | chat ticket       | `CHAT_TICKET#<sha256>` | `TICKET`         |
 
+mod chat;
 mod counters;
 mod friends;
 mod secrets;
@@ -30,6 +39,7 @@ mod sign_ins;
 mod uploads;
 mod users;
 
+pub use chat::{ActivityEntry, ChatConnection, ChatRepo, ChatTicket, Started};
 pub use counters::{CounterRepo, FailureCounter};
 pub use friends::{FriendRepo, FriendshipChange};
 pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
@@ -71,6 +81,27 @@ fn count_write(key: Key, seen: u64, count: u64) -> Write {
 async fn read_count(store: &dyn ItemStore, key: &Key) -> Result<u64, RepoError> {
     let item = store.get(key).await?;
     Ok(item.and_then(|item| item.attributes.get("count").and_then(Value::as_u64)).unwrap_or(0))
+}
+
+/// Stores a single-use record; `Conflict` if one with its key exists.
+async fn put_new<T: Serialize>(store: &dyn ItemStore, key: Key, record: &T) -> Result<(), RepoError> {
+    match store.write(vec![Write::put(to_item(key, record)?, Condition::NotExists)]).await {
+        Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
+        other => Ok(other?),
+    }
+}
+
+/// Spends a single-use record (one with an `expires_at`): reads it and deletes it on the
+/// condition that it is still the one read. `None` if it is absent or another request took it.
+async fn take<T: DeserializeOwned>(store: &dyn ItemStore, key: Key) -> Result<Option<T>, RepoError> {
+    let Some(item) = store.get(&key).await? else { return Ok(None) };
+    let Some(expires_at) = item.attributes.get("expires_at").cloned() else { return Ok(None) };
+    let record = from_item(item)?;
+    match store.write(vec![Write::delete(key, Condition::Equals(vec![("expires_at", expires_at)]))]).await {
+        Ok(()) => Ok(Some(record)),
+        Err(StoreError::ConditionFailed { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn to_item<T: Serialize>(key: Key, record: &T) -> Result<Item, StoreError> {

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{RepoError, from_item, to_item};
+use super::{RepoError, from_item, put_new, take};
 use crate::domain::{ProviderName, UserId};
 use crate::store::{Condition, ItemStore, Key, StoreError, Write};
 
@@ -57,16 +56,16 @@ impl SignInRepo {
     }
 
     pub async fn save_authorization(&self, state_hash: &str, pending: &PendingAuthorization) -> Result<(), RepoError> {
-        self.put_new(state_key(state_hash), pending).await
+        put_new(self.store.as_ref(), state_key(state_hash), pending).await
     }
 
     /// Spends the authorization with this state; `None` if it is unknown or already spent.
     pub async fn take_authorization(&self, state_hash: &str) -> Result<Option<PendingAuthorization>, RepoError> {
-        self.take(state_key(state_hash)).await
+        take(self.store.as_ref(), state_key(state_hash)).await
     }
 
     pub async fn save_grant(&self, code_hash: &str, grant: &ExchangeGrant) -> Result<(), RepoError> {
-        self.put_new(grant_key(code_hash), grant).await
+        put_new(self.store.as_ref(), grant_key(code_hash), grant).await
     }
 
     pub async fn grant(&self, code_hash: &str) -> Result<Option<ExchangeGrant>, RepoError> {
@@ -79,25 +78,6 @@ impl SignInRepo {
         match self.store.write(vec![write]).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed { .. }) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    async fn put_new<T: Serialize>(&self, key: Key, record: &T) -> Result<(), RepoError> {
-        match self.store.write(vec![Write::put(to_item(key, record)?, Condition::NotExists)]).await {
-            Err(StoreError::ConditionFailed { .. }) => Err(RepoError::Conflict),
-            other => Ok(other?),
-        }
-    }
-
-    /// Reads the record and deletes it on the condition that it is still the one read.
-    async fn take<T: DeserializeOwned>(&self, key: Key) -> Result<Option<T>, RepoError> {
-        let Some(item) = self.store.get(&key).await? else { return Ok(None) };
-        let Some(expires_at) = item.attributes.get("expires_at").cloned() else { return Ok(None) };
-        let record = from_item(item)?;
-        match self.store.write(vec![Write::delete(key, Condition::Equals(vec![("expires_at", expires_at)]))]).await {
-            Ok(()) => Ok(Some(record)),
-            Err(StoreError::ConditionFailed { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         }
     }

@@ -23,8 +23,8 @@ use crate::mail::{Mailer, Sender};
 use crate::oauth::{ProviderError, Providers};
 use crate::objects::ObjectStore;
 use crate::repo::{
-    CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo, SignInRepo,
-    StoredUser, UniqueField, UploadRepo, UserRepo,
+    ChatRepo, CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo,
+    SignInRepo, StoredUser, UniqueField, UploadRepo, UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 
@@ -78,6 +78,15 @@ pub enum AuthError {
     Aborted,
     #[error("no such sign-in provider")]
     NoSuchProvider,
+    #[error("no such conversation")]
+    NoSuchConversation,
+    #[error("too many messages on this connection; retry in {retry_after_seconds} seconds")]
+    TooManyMessages { retry_after_seconds: i64 },
+    #[error("the user is not connected; a conversation can only be started with a connected user")]
+    UserNotConnected,
+    /// A chat connection without a valid ticket, or a frame on a connection that is not open.
+    #[error("the chat ticket is invalid, expired or already used; ask POST /v1/chat/ticket for a new one")]
+    InvalidTicket,
     /// The provider token (or code) did not verify; the reason is safe to show.
     #[error("{0}")]
     ProviderRejected(String),
@@ -227,6 +236,7 @@ pub struct AuthService {
     pub(super) friends: FriendRepo,
     pub(super) providers: Providers,
     pub(super) sign_ins: SignInRepo,
+    pub(super) chat: ChatRepo,
     pub(super) config: Config,
 }
 
@@ -252,6 +262,7 @@ impl AuthService {
             friends: FriendRepo::new(Arc::clone(&store)),
             providers: Providers::new(config.oauth_providers.clone()),
             sign_ins: SignInRepo::new(Arc::clone(&store)),
+            chat: ChatRepo::new(Arc::clone(&store)),
             directory: DirectoryCache::new(Duration::from_secs(config.directory_cache_seconds)),
             throttle: Throttle::new(CounterRepo::new(store), config.lockout),
             hasher: PasswordHasher::new(config.argon2)?,

@@ -3,6 +3,7 @@
 mod account;
 mod auth;
 mod avatars;
+mod chat;
 mod friends;
 mod mfa;
 mod oauth;
@@ -14,5 +15,6 @@ pub use auth::{
     TokenPair,
 };
 pub use avatars::{AvatarUpload, URL_LIFETIME};
+pub use chat::{ConversationList, ConversationMessages, ConversationSummary, ConversationView};
 pub use oauth::{CallbackError, CallbackOutcome, ProviderSignIn};
 pub use users::{AdminBootstrap, AdminChanges, Listed, Patch, ProfileChanges, UserPage, UserQuery};

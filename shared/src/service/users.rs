@@ -317,8 +317,7 @@ impl AuthService {
     /// Public profiles, with `is_connected` read for each (concurrently).
     pub(super) async fn public_profiles(&self, users: Vec<StoredUser>) -> Result<Vec<PublicProfile>, AuthError> {
         let now = now().unix_timestamp();
-        let live = users.iter().map(|stored| self.sessions.has_live_session(stored.user.id, stored.session_epoch, now));
-        let live = futures::future::join_all(live).await;
+        let live = futures::future::join_all(users.iter().map(|stored| self.is_connected(stored, now))).await;
         users.iter().zip(live).map(|(stored, live)| Ok(stored.user.public_profile(live?))).collect()
     }
 }

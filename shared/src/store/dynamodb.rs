@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Map, Value};
 
-use super::{Condition, Item, ItemStore, Key, StoreError, Write};
+use super::{Condition, Item, ItemStore, Key, Page, StoreError, Write};
 
 /// How often a transaction cancelled only by a concurrent transaction on the same items is
 /// retried before giving up. Without this, two racing writers can both be cancelled and
@@ -320,5 +320,32 @@ impl ItemStore for DynamoStore {
             .collect::<Vec<_>>()
             .await;
         pages.into_iter().map(|item| Self::from_dynamo(item.map_err(unavailable)?)).collect()
+    }
+
+    async fn query_page(&self, pk: &str, sk_prefix: &str, page: &Page) -> Result<Vec<Item>, StoreError> {
+        let values = HashMap::from([
+            (":pk".to_owned(), AttributeValue::S(pk.to_owned())),
+            (":prefix".to_owned(), AttributeValue::S(sk_prefix.to_owned())),
+        ]);
+        let start = page.after.as_ref().map(|sk| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+                ("sk".to_owned(), AttributeValue::S(sk.clone())),
+            ])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .set_expression_attribute_values(Some(values))
+            .set_exclusive_start_key(start)
+            .scan_index_forward(!page.descending)
+            .limit(page.limit.clamp(1, i32::MAX as usize) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.items.unwrap_or_default().into_iter().map(Self::from_dynamo).collect()
     }
 }

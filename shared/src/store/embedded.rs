@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
-use super::{Item, ItemStore, Key, StoreError, Write, condition_holds};
+use super::{Item, ItemStore, Key, Page, StoreError, Write, condition_holds};
 
 /// (pk, sk) -> the attributes as JSON.
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -136,17 +136,31 @@ impl ItemStore for EmbeddedStore {
     }
 
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let (pk, sk_prefix) = (pk.to_owned(), sk_prefix.to_owned());
+        self.query_page(pk, sk_prefix, &Page { limit: usize::MAX, descending: false, after: None }).await
+    }
+
+    async fn query_page(&self, pk: &str, sk_prefix: &str, page: &Page) -> Result<Vec<Item>, StoreError> {
+        use std::ops::Bound::{Excluded, Included};
+        let (pk, sk_prefix, page) = (pk.to_owned(), sk_prefix.to_owned(), page.clone());
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(ITEMS).map_err(unavailable)?;
+            // Every sort key starting with the prefix sorts below the prefix and char::MAX.
+            let end = format!("{sk_prefix}{}", char::MAX);
+            let (mut low, mut high) =
+                (Included((pk.as_str(), sk_prefix.as_str())), Excluded((pk.as_str(), end.as_str())));
+            match (&page.after, page.descending) {
+                (Some(after), false) => low = Excluded((pk.as_str(), after.as_str())),
+                (Some(after), true) => high = Excluded((pk.as_str(), after.as_str())),
+                (None, _) => {}
+            }
+            let range = table.range::<(&str, &str)>((low, high)).map_err(unavailable)?;
+            let entries: Box<dyn Iterator<Item = _>> =
+                if page.descending { Box::new(range.rev()) } else { Box::new(range) };
             let mut items = Vec::new();
-            for entry in table.range((pk.as_str(), sk_prefix.as_str())..).map_err(unavailable)? {
+            for entry in entries.take(page.limit) {
                 let (key, value) = entry.map_err(unavailable)?;
                 let (item_pk, item_sk) = key.value();
-                if item_pk != pk || !item_sk.starts_with(&sk_prefix) {
-                    break;
-                }
                 items.push(Item { key: Key::new(item_pk, item_sk), attributes: decode(value.value())? });
             }
             Ok(items)

@@ -100,6 +100,16 @@ pub enum StoreError {
     Malformed(String),
 }
 
+/// Which slice of a partition `query_page` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    /// Descending sort-key order: with time-sortable sort keys, the newest first.
+    pub descending: bool,
+    /// Exclusive: the page starts after this sort key.
+    pub after: Option<String>,
+}
+
 #[async_trait]
 pub trait ItemStore: Send + Sync + 'static {
     /// A strongly consistent read of one item.
@@ -111,6 +121,10 @@ pub trait ItemStore: Send + Sync + 'static {
 
     /// Every item of partition `pk` whose sort key starts with `sk_prefix`, in sort-key order.
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError>;
+
+    /// One page of `query`: at most `page.limit` items, in sort-key order or (newest first)
+    /// its reverse, starting after the sort key `page.after` (the last one of the previous page).
+    async fn query_page(&self, pk: &str, sk_prefix: &str, page: &Page) -> Result<Vec<Item>, StoreError>;
 
     /// Unconditional bulk puts, for seeding and migrations: cheaper than `write`, but not
     /// atomic as a whole (on DynamoDB, BatchWriteItem in batches of 25).

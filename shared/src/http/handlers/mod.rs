@@ -2,6 +2,7 @@
 
 mod account;
 pub mod avatars;
+pub mod chat;
 mod mfa;
 pub mod oauth;
 mod users;

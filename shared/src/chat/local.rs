@@ -1,0 +1,106 @@
+//! The local server's chat edge: `GET /v1/chat/ws` upgrades to a WebSocket (axum) speaking
+//! the same protocol as the API Gateway WebSocket API, and this process's open sockets are
+//! the delivery adapter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{ChatDelivery, DeliveryError, SUBPROTOCOL, ServerFrame, handle_frame, ticket_of};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::service::AuthError;
+
+/// The open sockets of this process, by connection id.
+#[derive(Default)]
+pub struct LocalConnections {
+    senders: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+}
+
+#[async_trait]
+impl ChatDelivery for LocalConnections {
+    async fn push(&self, connection_id: &str, frame: &ServerFrame) -> Result<(), DeliveryError> {
+        let sender = self.senders.lock().expect("not poisoned").get(connection_id).cloned();
+        match sender {
+            Some(sender) => sender.send(frame.to_json()).map_err(|_| DeliveryError::Gone),
+            None => Err(DeliveryError::Gone),
+        }
+    }
+}
+
+/// `GET /v1/chat/ws`, served by the local server only (on AWS the WebSocket API is its own
+/// endpoint).
+pub fn local_chat_routes(state: AppState, connections: Arc<LocalConnections>) -> Router {
+    Router::new().route("/v1/chat/ws", get(open)).with_state((state, connections))
+}
+
+#[derive(Deserialize)]
+struct OpenQuery {
+    ticket: Option<String>,
+}
+
+async fn open(
+    State((state, connections)): State<(AppState, Arc<LocalConnections>)>,
+    Query(query): Query<OpenQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let protocols = headers.get("sec-websocket-protocol").and_then(|value| value.to_str().ok());
+    let Some(ticket) = ticket_of(query.ticket.as_deref(), protocols) else {
+        return ApiError::from(AuthError::InvalidTicket).into_response();
+    };
+    let connection_id = uuid::Uuid::new_v4().to_string();
+    if let Err(error) = state.auth.open_chat_connection(&ticket, &connection_id).await {
+        return ApiError::from(error).into_response();
+    }
+    let (failed_state, failed_id) = (state.clone(), connection_id.clone());
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .on_failed_upgrade(move |error| {
+            tracing::warn!(%error, "a chat WebSocket upgrade failed");
+            tokio::spawn(async move { failed_state.auth.close_chat_connection(&failed_id).await });
+        })
+        .on_upgrade(move |socket| serve(socket, state, connections, connection_id))
+}
+
+/// Runs one connection: frames are handled one at a time, in order; what the server pushes
+/// goes through a channel so that deliveries from other connections interleave safely.
+async fn serve(socket: WebSocket, state: AppState, connections: Arc<LocalConnections>, connection_id: String) {
+    let (mut sink, mut stream) = socket.split();
+    let (sender, mut outbox) = mpsc::unbounded_channel::<String>();
+    connections.senders.lock().expect("not poisoned").insert(connection_id.clone(), sender);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = outbox.recv().await {
+            if sink.send(WsMessage::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            WsMessage::Text(text) => handle_frame(&state.auth, &connection_id, &text, connections.as_ref()).await,
+            WsMessage::Binary(_) => {
+                let refusal = ApiError::invalid_field("frame", "frames are JSON text");
+                let frame = ServerFrame::Error { client_id: None, error: refusal.body() };
+                let _ = connections.push(&connection_id, &frame).await;
+            }
+            WsMessage::Close(_) => break,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+        }
+    }
+    connections.senders.lock().expect("not poisoned").remove(&connection_id);
+    writer.abort();
+    if let Err(error) = state.auth.close_chat_connection(&connection_id).await {
+        tracing::warn!(%error, "a closed chat connection was not removed");
+    }
+}
