@@ -426,9 +426,9 @@ async fn an_open_chat_connection_counts_as_connected_and_a_gone_one_is_forgotten
         window_count: 0,
     };
     chat.add_connection(&stale).await.unwrap();
-    assert_eq!(chat.live_connections(bob_id, now).await.unwrap(), ["stale"]);
+    assert_eq!(chat.live_connections(bob_id, 0, now).await.unwrap(), ["stale"]);
     ChatClient::connect(&server, &alice).await.say(&id, "anyone?").await;
-    assert!(chat.live_connections(bob_id, now).await.unwrap().is_empty(), "the gone connection was removed");
+    assert!(chat.live_connections(bob_id, 0, now).await.unwrap().is_empty(), "the gone connection was removed");
 }
 
 #[tokio::test]
@@ -438,6 +438,7 @@ async fn a_password_change_ends_what_the_old_logins_opened() {
     let id = conversation(&server, &alice, &bob).await;
     let mut socket = ChatClient::connect(&server, &alice).await;
     socket.say(&id, "before").await;
+    let unused_ticket = ticket(&server, &alice).await;
     let change = json!({ "current_password": latchkey_tests::PASSWORD, "new_password": "a whole new passphrase" });
     let changed = server.post_authorized("/v1/auth/password/change", &alice.tokens.access, change).await;
     assert_eq!(changed.status, 200, "{}", changed.body);
@@ -448,6 +449,28 @@ async fn a_password_change_ends_what_the_old_logins_opened() {
     assert_eq!(refused["error"]["details"][0]["reason"], "INVALID_TICKET");
     let stored = server.get(&format!("/v1/conversations/{id}"), Some(&bob.tokens.access)).await;
     assert_eq!(stored.body["messages"].as_array().unwrap().len(), 1, "only the message sent before the change");
+    let late = ChatClient::connect_with(&server, &format!("?ticket={unused_ticket}")).await;
+    assert_eq!(late.err(), Some(401), "a ticket issued before the change opens nothing");
+}
+
+#[tokio::test]
+async fn a_socket_opened_before_a_password_change_no_longer_receives_or_counts_as_presence() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let (alice, bob) = (chat_user(&server, "alice").await, chat_user(&server, "bob").await);
+    let id = conversation(&server, &alice, &bob).await;
+    let _old_socket = ChatClient::connect(&server, &bob).await;
+    let change = json!({ "current_password": latchkey_tests::PASSWORD, "new_password": "a whole new passphrase" });
+    assert_eq!(server.post_authorized("/v1/auth/password/change", &bob.tokens.access, change).await.status, 200);
+    server.post_authorized("/v1/auth/logout-all", &bob.tokens.access, json!({})).await;
+
+    let directory = format!("/v1/users?filter_name=^{}$", bob.username);
+    let listed = server.get(&directory, Some(&alice.tokens.access)).await;
+    assert_eq!(listed.body["users"][0]["is_connected"], false, "the old socket speaks for no one");
+    let bob_id = latchkey::domain::UserId::parse(&bob.tokens.user_id).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let chat = ChatRepo::new(server.store.clone());
+    assert!(chat.live_connections(bob_id, 1, now).await.unwrap().is_empty(), "nothing is pushed to it");
+    ChatClient::connect(&server, &alice).await.say(&id, "still there?").await;
 }
 
 /// One of `events/chat-ws/*.json` (as API Gateway sends it to the `chat-ws` function), with
@@ -524,5 +547,5 @@ async fn the_websocket_function_opens_connections_relays_through_post_to_connect
     assert_eq!(handle(&state, &clients, disconnect).await.status_code, 200);
     let bob_id = latchkey::domain::UserId::parse(&bob.tokens.user_id).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(ChatRepo::new(server.store.clone()).live_connections(bob_id, now).await.unwrap().is_empty());
+    assert!(ChatRepo::new(server.store.clone()).live_connections(bob_id, 0, now).await.unwrap().is_empty());
 }

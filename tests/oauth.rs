@@ -38,6 +38,16 @@ async fn sign_in(server: &TestServer, provider: &str, body: Value) -> Reply {
     server.post(&format!("/v1/auth/oauth/{provider}"), body).await
 }
 
+/// A password account whose address is verified (linking a provider needs both).
+async fn verified_account(server: &TestServer, name: &str) -> (String, Tokens) {
+    let email = unique_email(name);
+    let tokens = server.register(&email, None).await;
+    let token = server.last_mail_to(&email).await.link_token();
+    let verified = server.post("/v1/auth/email/verify", json!({ "token": token })).await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    (email, tokens)
+}
+
 /// Signs in at the OpenID provider configured as `google` with an ID token.
 async fn google_sign_in(server: &TestServer, id_token: impl Into<String>) -> Reply {
     sign_in(server, "google", json!({ "id_token": id_token.into() })).await
@@ -198,9 +208,9 @@ async fn a_provider_email_of_an_existing_account_is_told_to_sign_in_and_link() {
 #[tokio::test]
 async fn a_provider_sign_in_still_asks_for_the_accounts_second_factor() {
     let (provider, server) = started(Backend::Embedded).await;
-    let (email, sub) = (unique_email("mfa"), subject());
-    let tokens = server.register(&email, None).await;
-    let link = link(&server, "google", &tokens, json!({ "id_token": provider.id_token(&sub, None) })).await;
+    let ((email, tokens), sub) = (verified_account(&server, "mfa").await, subject());
+    let body = json!({ "id_token": provider.id_token(&sub, None), "current_password": PASSWORD });
+    let link = link(&server, "google", &tokens, body).await;
     assert_eq!(link.status, 201, "{}", link.body);
     let codes_on = server
         .put_authorized("/v1/users/me/mfa/email", &tokens.access, json!({ "enabled": true, "password": PASSWORD }))
@@ -310,7 +320,7 @@ fn param(url: &reqwest::Url, name: &str) -> Option<String> {
 
 /// Starts a Google sign-in for the app and answers the state Latchkey sent to the provider.
 async fn started_flow(browser: &reqwest::Client, server: &TestServer) -> String {
-    let authorize = server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={APP_CALLBACK}"));
+    let authorize = server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={APP_CALLBACK}&state=s"));
     let to_provider = browser.get(authorize).send().await.unwrap();
     param(&location(to_provider).await, "state").expect("a state")
 }
@@ -371,7 +381,7 @@ async fn the_redirect_flow_refuses_foreign_redirect_uris_and_bad_state_and_repor
     for uri in ["https://evil.example/steal", "http://app.localhost/oauth/done/extra", ""] {
         let reply = Reply::of(
             browser
-                .get(server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={uri}")))
+                .get(server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={uri}&state=s")))
                 .send()
                 .await
                 .unwrap(),
@@ -416,19 +426,19 @@ async fn the_redirect_flow_refuses_foreign_redirect_uris_and_bad_state_and_repor
 
 async fn linking_adds_a_way_to_sign_in_and_unlinking_removes_it(backend: Backend) {
     let (provider, server) = started(backend).await;
-    let email = unique_email("linker");
-    let tokens = server.register(&email, None).await;
+    let (email, tokens) = verified_account(&server, "linker").await;
     let sub = subject();
     let id_token = provider.id_token(&sub, Some(&email));
     let path = "/v1/users/me/identities/google";
+    let body = json!({ "id_token": id_token, "current_password": PASSWORD });
 
-    let linked = server.post_authorized(path, &tokens.access, json!({ "id_token": id_token })).await;
+    let linked = server.post_authorized(path, &tokens.access, body.clone()).await;
     assert_eq!(linked.status, 201, "{}", linked.body);
     assert_eq!(
         (linked.body["provider"].as_str(), linked.body["subject"].as_str()),
         (Some("google"), Some(sub.as_str()))
     );
-    let again = server.post_authorized(path, &tokens.access, json!({ "id_token": id_token })).await;
+    let again = server.post_authorized(path, &tokens.access, body).await;
     assert_eq!(again.status, 200, "linking the same account again changes nothing");
     let listed = server.get("/v1/users/me/identities", Some(&tokens.access)).await;
     assert_eq!((listed.body["identities"].as_array().unwrap().len(), &listed.body["has_password"]), (1, &json!(true)));
@@ -454,8 +464,9 @@ async fn a_provider_account_of_another_user_cannot_be_linked_and_the_last_identi
     let (sub, fb) = (subject(), "10158000000000002");
     let provider_only = Tokens::of(&google_sign_in(&server, provider.id_token(&sub, None)).await);
 
-    let someone = server.register(&unique_email("someone"), None).await;
-    let taken = link(&server, "google", &someone, json!({ "id_token": provider.id_token(&sub, None) })).await;
+    let (_, someone) = verified_account(&server, "someone").await;
+    let body = json!({ "id_token": provider.id_token(&sub, None), "current_password": PASSWORD });
+    let taken = link(&server, "google", &someone, body.clone()).await;
     taken.error(409, "ALREADY_EXISTS");
     assert_eq!(taken.body["details"][0]["field"], "identity");
 
@@ -477,7 +488,7 @@ async fn a_provider_account_of_another_user_cannot_be_linked_and_the_last_identi
     assert_eq!(reason(&last), "LAST_SIGN_IN_METHOD");
 
     // Released by the unlink, the Google account may now be linked by someone else.
-    let relinked = link(&server, "google", &someone, json!({ "id_token": provider.id_token(&sub, None) })).await;
+    let relinked = link(&server, "google", &someone, body).await;
     assert_eq!(relinked.status, 201, "{}", relinked.body);
 }
 
@@ -512,4 +523,60 @@ async fn a_provider_account_with_an_email_sets_its_first_password_by_reset_link(
     assert_eq!(listed.body["has_password"], true);
     // With a password, the provider is no longer the only way in.
     assert_eq!(server.delete_authorized("/v1/users/me/identities/google", &login.access, None).await.status, 204);
+}
+
+#[tokio::test]
+async fn linking_needs_a_proved_address_and_the_password_or_a_fresh_login() {
+    let (provider, server) = started(Backend::Embedded).await;
+    let token = |sub: &str| json!({ "id_token": provider.id_token(sub, None), "current_password": PASSWORD });
+
+    // Whoever registered an address they do not own cannot add a way in before its owner resets.
+    let squatter = server.register(&unique_email("squat"), None).await;
+    let refused = link(&server, "google", &squatter, token(&subject())).await;
+    assert!(refused.error(400, "FAILED_PRECONDITION").contains("verify"), "{}", refused.body);
+
+    let (_, owner) = verified_account(&server, "owner").await;
+    let no_password = json!({ "id_token": provider.id_token(&subject(), None) });
+    link(&server, "google", &owner, no_password).await.error(400, "INVALID_ARGUMENT");
+    let wrong = json!({ "id_token": provider.id_token(&subject(), None), "current_password": "not the password" });
+    link(&server, "google", &owner, wrong).await.error(403, "PERMISSION_DENIED");
+
+    // An account made by a provider has no password: its login must be fresh.
+    let (sub, facebook) = (subject(), "10158000000000003");
+    let created = Tokens::of(&google_sign_in(&server, provider.id_token(&sub, None)).await);
+    let body = json!({ "access_token": provider.access_token(facebook, None, CLIENT_ID) });
+    let user_id = latchkey::domain::UserId::parse(&created.user_id).unwrap();
+    let sessions = server.store.query(&format!("USER#{user_id}"), "SESSION#").await.unwrap();
+    let mut session = sessions.into_iter().next().expect("the sign-in's session");
+    let an_hour_ago = session.attributes["created_at"].as_i64().unwrap() - 3600;
+    session.attributes.insert("created_at".into(), json!(an_hour_ago));
+    server.store.write(vec![latchkey::store::Write::put(session, latchkey::store::Condition::Always)]).await.unwrap();
+    let stale = link(&server, "facebook", &created, body).await;
+    stale.error(403, "PERMISSION_DENIED");
+    assert_eq!(reason(&stale), "REAUTHENTICATION_REQUIRED");
+    let fresh = Tokens::of(&google_sign_in(&server, provider.id_token(&sub, None)).await);
+    let body = json!({ "access_token": provider.access_token(facebook, None, CLIENT_ID) });
+    assert_eq!(link(&server, "facebook", &fresh, body).await.status, 201);
+}
+
+#[tokio::test]
+async fn the_redirect_flow_needs_the_apps_own_state() {
+    let (_provider, server) = started(Backend::Embedded).await;
+    let browser = browser();
+    let without = server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={APP_CALLBACK}"));
+    let reply = Reply::of(browser.get(without).send().await.unwrap()).await;
+    reply.error(400, "INVALID_ARGUMENT");
+    assert!(reply.headers.get("location").is_none());
+}
+
+#[tokio::test]
+async fn a_failing_jwks_endpoint_is_not_asked_again_at_every_sign_in() {
+    let (provider, server) = started(Backend::Embedded).await;
+    provider.fail_jwks(true);
+    for _ in 0..3 {
+        let reply = google_sign_in(&server, provider.id_token(&subject(), None)).await;
+        reply.error(503, "UNAVAILABLE");
+        assert_eq!(reason(&reply), "PROVIDER_UNAVAILABLE");
+    }
+    assert_eq!(provider.jwks_fetches(), 1, "a failed fetch is retried after a pause, not per request");
 }

@@ -164,6 +164,8 @@ async fn query_page_reads_pages_in_either_order_after_a_cursor(backend: Backend)
     let oldest = store.query_page("CONVERSATION#1", "MSG#", &page(2, false, Some("MSG#04"))).await.unwrap();
     assert_eq!(sort_keys(oldest), ["MSG#05", "MSG#06"]);
     assert!(store.query_page("CONVERSATION#3", "MSG#", &page(3, true, None)).await.unwrap().is_empty());
+    let everything = store.query_page("CONVERSATION#1", "", &page(2, true, None)).await.unwrap();
+    assert_eq!(sort_keys(everything), ["MSG#06", "MSG#05"], "an empty prefix pages the whole partition");
 }
 
 async fn conditional_delete_only_removes_a_matching_item(backend: Backend) {

@@ -72,6 +72,8 @@ struct Shared {
     codes: HashMap<String, IssuedCode>,
     /// Opaque access tokens: the user and the app they were issued to.
     access_tokens: HashMap<String, (ProviderUser, String)>,
+    /// The JWKS endpoint answers 500 (the provider is having a bad day).
+    jwks_failing: bool,
 }
 
 pub struct TestProvider {
@@ -155,6 +157,10 @@ impl TestProvider {
         self.shared.lock().unwrap().published.push(key.jwk.clone());
     }
 
+    pub fn fail_jwks(&self, failing: bool) {
+        self.shared.lock().unwrap().jwks_failing = failing;
+    }
+
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
@@ -180,9 +186,13 @@ impl Drop for TestProvider {
     }
 }
 
-async fn jwks(State(state): State<AppState>) -> axum::Json<Value> {
+async fn jwks(State(state): State<AppState>) -> Response {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    axum::Json(json!({ "keys": state.shared.lock().unwrap().published.clone() }))
+    let shared = state.shared.lock().unwrap();
+    if shared.jwks_failing {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    axum::Json(json!({ "keys": shared.published.clone() })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -24,17 +24,24 @@ use crate::service::AuthError;
 /// The open sockets of this process, by connection id.
 #[derive(Default)]
 pub struct LocalConnections {
-    senders: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+    senders: Mutex<HashMap<String, mpsc::Sender<String>>>,
 }
+
+/// Frames waiting for one slow client; a client that falls this far behind is dropped, so it
+/// cannot make the server hold every message sent to it.
+const OUTBOX_FRAMES: usize = 1024;
 
 #[async_trait]
 impl ChatDelivery for LocalConnections {
     async fn push(&self, connection_id: &str, frame: &ServerFrame) -> Result<(), DeliveryError> {
-        let sender = self.senders.lock().expect("not poisoned").get(connection_id).cloned();
-        match sender {
-            Some(sender) => sender.send(frame.to_json()).map_err(|_| DeliveryError::Gone),
-            None => Err(DeliveryError::Gone),
+        let mut senders = self.senders.lock().expect("not poisoned");
+        let Some(sender) = senders.get(connection_id) else { return Err(DeliveryError::Gone) };
+        if sender.try_send(frame.to_json()).is_err() {
+            // Full or closed: dropping the sender ends the connection's writer.
+            senders.remove(connection_id);
+            return Err(DeliveryError::Gone);
         }
+        Ok(())
     }
 }
 
@@ -77,7 +84,7 @@ async fn open(
 /// goes through a channel so that deliveries from other connections interleave safely.
 async fn serve(socket: WebSocket, state: AppState, connections: Arc<LocalConnections>, connection_id: String) {
     let (mut sink, mut stream) = socket.split();
-    let (sender, mut outbox) = mpsc::unbounded_channel::<String>();
+    let (sender, mut outbox) = mpsc::channel::<String>(OUTBOX_FRAMES);
     connections.senders.lock().expect("not poisoned").insert(connection_id.clone(), sender);
     let writer = tokio::spawn(async move {
         while let Some(frame) = outbox.recv().await {

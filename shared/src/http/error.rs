@@ -152,6 +152,7 @@ impl From<AuthError> for ApiError {
             AuthError::RedirectUriNotAllowed => Self::invalid_field("redirect_uri", "is not an allowed redirect URI"),
             AuthError::InvalidState => reason(ErrorCode::InvalidArgument, "INVALID_STATE"),
             AuthError::InvalidGrant => reason(ErrorCode::InvalidArgument, "INVALID_GRANT"),
+            AuthError::ReauthenticationRequired => reason(ErrorCode::PermissionDenied, "REAUTHENTICATION_REQUIRED"),
             AuthError::UserNotConnected => reason(ErrorCode::Conflict, "USER_NOT_CONNECTED"),
             AuthError::InvalidTicket => reason(ErrorCode::Unauthenticated, "INVALID_TICKET"),
             AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),

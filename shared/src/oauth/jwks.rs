@@ -2,7 +2,8 @@
 //!
 //! The set is refetched when it is an hour old, and when a token names a key it does not hold
 //! (the provider rotated its keys), but for unknown keys at most once a minute: a flood of
-//! tokens with made-up `kid`s must not become a flood of requests to the provider.
+//! tokens with made-up `kid`s must not become a flood of requests to the provider. A failed
+//! fetch is retried after 30 seconds, not at every sign-in.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use crate::domain::ProviderName;
 
 const MAX_AGE: Duration = Duration::from_secs(3600);
 const UNKNOWN_KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// After a failed fetch, the next try waits this long: sign-ins meanwhile use the keys at hand
+/// (or fail at once) rather than each waiting for a provider that is down.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(30);
 
 /// One verification key.
 #[derive(Clone)]
@@ -35,6 +39,7 @@ struct Cache {
     keys: Vec<(String, Key)>,
     fetched_at: Option<Instant>,
     refetched_for_unknown_key_at: Option<Instant>,
+    retry_at: Option<Instant>,
 }
 
 impl Cache {
@@ -51,26 +56,55 @@ impl KeySet {
     pub async fn find(&self, http: &reqwest::Client, provider: &ProviderName, kid: &str) -> Result<Key, ProviderError> {
         // Held across the fetch, so that concurrent sign-ins wait for one fetch, not make many.
         let mut cache = self.cache.lock().await;
-        if cache.fetched_at.is_none_or(|at| at.elapsed() > MAX_AGE) {
-            match self.fetch(http, provider).await {
-                Ok(keys) => (cache.keys, cache.fetched_at) = (keys, Some(Instant::now())),
-                // A stale set still verifies while the provider is down.
-                Err(error) if !cache.keys.is_empty() => tracing::warn!(%provider, %error, "JWKS refresh failed"),
-                Err(error) => return Err(error),
-            }
+        let backing_off = cache.retry_at.is_some_and(|at| Instant::now() < at);
+        let stale = cache.fetched_at.is_none_or(|at| at.elapsed() > MAX_AGE);
+        let mut just_fetched = false;
+        if stale && !backing_off {
+            just_fetched = self.refresh(&mut cache, http, provider).await?;
+        } else if cache.keys.is_empty() {
+            return Err(ProviderError::Unavailable {
+                provider: provider.to_string(),
+                detail: "its keys could not be fetched moments ago".into(),
+            });
         }
         if let Some(key) = cache.find(kid) {
             return Ok(key);
         }
         let unknown =
             || ProviderError::Rejected("the ID token was signed with a key the provider does not publish".into());
-        if cache.refetched_for_unknown_key_at.is_some_and(|at| at.elapsed() < UNKNOWN_KEY_REFETCH_INTERVAL) {
+        let refetched_lately =
+            cache.refetched_for_unknown_key_at.is_some_and(|at| at.elapsed() < UNKNOWN_KEY_REFETCH_INTERVAL);
+        if just_fetched || refetched_lately || cache.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(unknown());
         }
         cache.refetched_for_unknown_key_at = Some(Instant::now());
-        cache.keys = self.fetch(http, provider).await?;
-        cache.fetched_at = Some(Instant::now());
+        self.refresh(&mut cache, http, provider).await?;
         cache.find(kid).ok_or_else(unknown)
+    }
+
+    /// Fetches the set into the cache. A failure starts the backoff; with keys at hand it is
+    /// only logged (a stale set still verifies while the provider is down). Answers whether
+    /// fresh keys arrived.
+    async fn refresh(
+        &self,
+        cache: &mut Cache,
+        http: &reqwest::Client,
+        provider: &ProviderName,
+    ) -> Result<bool, ProviderError> {
+        match self.fetch(http, provider).await {
+            Ok(keys) => {
+                (cache.keys, cache.fetched_at, cache.retry_at) = (keys, Some(Instant::now()), None);
+                Ok(true)
+            }
+            Err(error) => {
+                cache.retry_at = Some(Instant::now() + FAILURE_BACKOFF);
+                if cache.keys.is_empty() {
+                    return Err(error);
+                }
+                tracing::warn!(%provider, %error, "JWKS refresh failed; the cached keys stay in use");
+                Ok(false)
+            }
+        }
     }
 
     async fn fetch(

@@ -180,6 +180,10 @@ pub fn parse(providers_json: Option<&str>, secrets_json: Option<&str>) -> Result
         if kind == ProviderKind::Facebook && client_secret.is_none() {
             return Err(problem("Facebook needs its app secret (to verify tokens with debug_token)"));
         }
+        // debug_token with one app's token inspects only that app's tokens.
+        if kind == ProviderKind::Facebook && entry.client_ids.len() != 1 {
+            return Err(problem("Facebook takes exactly one App ID in client_ids"));
+        }
         providers.push(ProviderSettings {
             name,
             kind,
@@ -234,6 +238,8 @@ mod tests {
             parse(Some(facebook), Some(r#"{"facebook": "s3cret"}"#)).unwrap()[0].client_secret.as_deref(),
             Some("s3cret")
         );
+        let two_apps = r#"{"facebook": {"client_ids": ["123", "456"]}}"#;
+        assert!(parse(Some(two_apps), Some(r#"{"facebook": "s"}"#)).is_err(), "debug_token inspects one app's tokens");
         let stray = parse(Some(facebook), Some(r#"{"facebook": "s", "github": "t"}"#)).unwrap_err();
         assert!(stray.to_string().contains("github"));
     }

@@ -41,6 +41,8 @@ pub struct ChatConnection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct UserConnection {
     connection_id: String,
+    #[serde(default)]
+    session_epoch: u64,
     ttl: i64,
 }
 
@@ -48,6 +50,8 @@ struct UserConnection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatTicket {
     pub user_id: UserId,
+    /// The account's session epoch when the ticket was issued.
+    pub session_epoch: u64,
     pub expires_at: i64,
     pub ttl: i64,
 }
@@ -219,7 +223,11 @@ impl ChatRepo {
     }
 
     pub async fn add_connection(&self, connection: &ChatConnection) -> Result<(), RepoError> {
-        let mirror = UserConnection { connection_id: connection.connection_id.clone(), ttl: connection.ttl };
+        let mirror = UserConnection {
+            connection_id: connection.connection_id.clone(),
+            session_epoch: connection.session_epoch,
+            ttl: connection.ttl,
+        };
         let writes = vec![
             Write::put(to_item(connection_key(&connection.connection_id), connection)?, Condition::NotExists),
             Write::put(
@@ -258,10 +266,12 @@ impl ChatRepo {
         Ok(self.store.write(writes).await?)
     }
 
-    /// The ids of the user's connections that have not expired.
-    pub async fn live_connections(&self, user: UserId, now: i64) -> Result<Vec<String>, RepoError> {
+    /// The ids of the user's connections that have not expired and were opened in the
+    /// account's current session `epoch` (a password change or reset voids the others).
+    pub async fn live_connections(&self, user: UserId, epoch: u64, now: i64) -> Result<Vec<String>, RepoError> {
         let items = self.store.query(&format!("USER#{user}"), "CONNECTION#").await?;
         let connections = items.into_iter().map(from_item::<UserConnection>).collect::<Result<Vec<_>, _>>()?;
-        Ok(connections.into_iter().filter(|c| c.ttl > now).map(|c| c.connection_id).collect())
+        let live = connections.into_iter().filter(|c| c.ttl > now && c.session_epoch == epoch);
+        Ok(live.map(|c| c.connection_id).collect())
     }
 }

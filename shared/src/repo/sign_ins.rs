@@ -22,7 +22,7 @@ pub struct PendingAuthorization {
     /// The app's URL that receives the exchange code.
     pub redirect_uri: String,
     /// The app's own `state`, handed back to it untouched.
-    pub app_state: Option<String>,
+    pub app_state: String,
     pub expires_at: i64,
     pub ttl: i64,
 }

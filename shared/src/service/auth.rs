@@ -80,6 +80,9 @@ pub enum AuthError {
     NoSuchProvider,
     #[error("no such conversation")]
     NoSuchConversation,
+    /// A change that needs a password from an account without one: a fresh login proves it.
+    #[error("sign in again (within the last 10 minutes) to confirm this change")]
+    ReauthenticationRequired,
     #[error("too many messages on this connection; retry in {retry_after_seconds} seconds")]
     TooManyMessages { retry_after_seconds: i64 },
     #[error("the user is not connected; a conversation can only be started with a connected user")]

@@ -120,9 +120,10 @@ impl AuthService {
     /// `POST /v1/chat/ticket`: a single-use ticket that opens one WebSocket connection within
     /// 30 seconds. Answers the ticket and its lifetime in seconds.
     pub async fn issue_chat_ticket(&self, principal: &Principal) -> Result<(String, i64), AuthError> {
+        let session_epoch = self.stored(principal).await?.session_epoch;
         let ticket = secrets::generate();
         let expires_at = now().unix_timestamp() + TICKET_VALID_SECONDS;
-        let record = ChatTicket { user_id: principal.user.id, expires_at, ttl: expires_at };
+        let record = ChatTicket { user_id: principal.user.id, session_epoch, expires_at, ttl: expires_at };
         self.chat.save_ticket(&secrets::hash(&ticket), &record).await?;
         Ok((ticket, TICKET_VALID_SECONDS))
     }
@@ -134,8 +135,11 @@ impl AuthService {
             Some(record) if record.expires_at > now => record,
             _ => return Err(AuthError::InvalidTicket),
         };
+        // A password change or reset since the ticket was issued voids it, as it voids logins.
         let session_epoch = match self.users.find_by_id(record.user_id).await? {
-            Some(stored) if stored.user.is_active() => stored.session_epoch,
+            Some(stored) if stored.user.is_active() && stored.session_epoch == record.session_epoch => {
+                stored.session_epoch
+            }
             _ => return Err(AuthError::InvalidTicket),
         };
         let connection = ChatConnection {
@@ -167,19 +171,20 @@ impl AuthService {
         outgoing: Outgoing,
         delivery: &dyn ChatDelivery,
     ) -> Result<(), AuthError> {
-        let sender = self.count_chat_message(connection_id).await?;
+        let connection = self.count_chat_message(connection_id).await?;
+        let sender = connection.user_id;
         let (account, conversation) =
-            tokio::join!(self.users.find_by_id(sender.user_id), self.conversation_record(outgoing.conversation_id));
+            tokio::join!(self.users.find_by_id(sender), self.conversation_record(outgoing.conversation_id));
         // A connection speaks for its account only while the account is active and no password
         // change or reset has voided the logins of the time it was opened.
         match account? {
-            Some(stored) if stored.user.is_active() && stored.session_epoch == sender.session_epoch => {}
+            Some(stored) if stored.user.is_active() && stored.session_epoch == connection.session_epoch => {}
             _ => {
-                self.chat.remove_connection(sender.user_id, connection_id).await?;
+                self.chat.remove_connection(sender, connection_id).await?;
                 return Err(AuthError::InvalidTicket);
             }
         }
-        let (conversation, sender) = (conversation?, sender.user_id);
+        let conversation = conversation?;
         if !conversation.has_participant(sender) {
             return Err(AuthError::PermissionDenied("only the two participants may write to a conversation"));
         }
@@ -191,10 +196,14 @@ impl AuthService {
         let pushed = ServerFrame::Message { conversation_id: conversation.id, message: message.clone() };
         let entry = ActivityEntry { conversation: conversation.clone(), last_message: Some(message.clone()) };
         let (delivered, _) = tokio::join!(
-            self.push_to_others(&conversation, sender, connection_id, &pushed, delivery),
+            self.push_to_others(&conversation, &connection, connection_id, &pushed, delivery),
             join_all([conversation.initiator, conversation.receiver].map(|user| self.record_activity(user, &entry)))
         );
-        delivered?;
+        // The message is stored: the sender gets its ack whatever delivery met, so it never
+        // sends it again (the receivers read it over REST if a push was lost).
+        if let Err(error) = delivered {
+            tracing::warn!(%error, "a stored message was not pushed to every connection");
+        }
         let ack = ServerFrame::Ack { client_id: outgoing.client_id, conversation_id: conversation.id, message };
         if !self.deliver(delivery, sender, connection_id, &ack).await {
             tracing::info!(user_id = %sender, "a message was stored, but its sender disconnected before the ack");
@@ -207,15 +216,23 @@ impl AuthService {
     async fn push_to_others(
         &self,
         conversation: &Conversation,
-        sender: UserId,
+        sender: &ChatConnection,
         connection_id: &str,
         frame: &ServerFrame,
         delivery: &dyn ChatDelivery,
     ) -> Result<(), AuthError> {
-        let (now, receiver) = (now().unix_timestamp(), conversation.other_than(sender));
-        let (mine, theirs) =
-            tokio::join!(self.chat.live_connections(sender, now), self.chat.live_connections(receiver, now));
-        let (mine, theirs) = (mine?, theirs?);
+        let (now, receiver) = (now().unix_timestamp(), conversation.other_than(sender.user_id));
+        let (mine, receiver_account) = tokio::join!(
+            self.chat.live_connections(sender.user_id, sender.session_epoch, now),
+            self.users.find_by_id(receiver)
+        );
+        let theirs = match receiver_account? {
+            Some(stored) if stored.user.is_active() => {
+                self.chat.live_connections(receiver, stored.session_epoch, now).await?
+            }
+            _ => Vec::new(),
+        };
+        let (mine, sender) = (mine?, sender.user_id);
         let others_of_mine = mine.iter().filter(|id| id.as_str() != connection_id).map(|id| (sender, id));
         let targets = theirs.iter().map(|id| (receiver, id)).chain(others_of_mine);
         join_all(targets.map(|(user, id)| self.deliver(delivery, user, id, frame))).await;
@@ -233,7 +250,7 @@ impl AuthService {
     pub(super) async fn is_connected(&self, stored: &crate::repo::StoredUser, now: i64) -> Result<bool, AuthError> {
         let (session, connections) = tokio::join!(
             self.sessions.has_live_session(stored.user.id, stored.session_epoch, now),
-            self.chat.live_connections(stored.user.id, now)
+            self.chat.live_connections(stored.user.id, stored.session_epoch, now)
         );
         Ok(session? || !connections?.is_empty())
     }

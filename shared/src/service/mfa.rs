@@ -14,6 +14,8 @@ const EMAIL_CODE_DIGITS: u32 = 6;
 const EMAIL_CODE_VALID_MINUTES: i64 = 10;
 const EMAIL_CODE_MAX_WRONG_GUESSES: u32 = 5;
 const RECOVERY_CODES: usize = 10;
+/// How recent a login must be to stand in for a password an account does not have.
+const RECENT_SIGN_IN_SECONDS: i64 = 600;
 
 impl AuthService {
     /// Sends a sign-in code to the account's address, if the account signs in with email
@@ -267,6 +269,27 @@ impl AuthService {
             return Err(self.failed(origin, AuthError::Incorrect { field }).await);
         }
         Ok(stored)
+    }
+
+    /// Re-authenticates a signed-in caller before a change that adds a way into the account:
+    /// with the password when the account has one; an account made by a provider has none, so
+    /// its login must have begun in the last ten minutes (the user just signed in again).
+    pub(super) async fn reauthenticate(
+        &self,
+        principal: &Principal,
+        stored: StoredUser,
+        password: Option<String>,
+        origin: &Origin,
+    ) -> Result<StoredUser, AuthError> {
+        if stored.password_hash.is_some() {
+            let password = password.ok_or(AuthError::MissingField("current_password"))?;
+            return self.check_password(stored, password, "current_password", origin).await;
+        }
+        let session = self.sessions.get(stored.user.id, principal.session_id).await?;
+        match session {
+            Some(session) if now().unix_timestamp() - session.created_at <= RECENT_SIGN_IN_SECONDS => Ok(stored),
+            _ => Err(AuthError::ReauthenticationRequired),
+        }
     }
 
     /// Clears the account's failure count after a guarded operation succeeded.

@@ -32,7 +32,7 @@ pub struct ProviderSignIn {
 /// What the redirect flow's callback tells the app, by redirecting to its `redirect_uri`.
 pub struct CallbackOutcome {
     pub redirect_uri: String,
-    pub app_state: Option<String>,
+    pub app_state: String,
     pub result: Result<String, CallbackError>,
 }
 
@@ -85,7 +85,7 @@ impl AuthService {
         &self,
         provider: &ProviderName,
         redirect_uri: &str,
-        app_state: Option<String>,
+        app_state: String,
         callback_url: String,
     ) -> Result<String, AuthError> {
         self.providers.get(provider)?;
@@ -142,6 +142,10 @@ impl AuthService {
         second_factor: Option<SecondFactor>,
         origin: &Origin,
     ) -> Result<ProviderSignIn, AuthError> {
+        // A locked-out address is refused before the code is looked at.
+        if let Some(ip) = origin.ip {
+            self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?;
+        }
         let hash = secrets::hash(code);
         let grant = match self.sign_ins.grant(&hash).await? {
             Some(grant) if grant.expires_at > now().unix_timestamp() => grant,
@@ -163,13 +167,26 @@ impl AuthService {
 
     /// `POST /v1/users/me/identities/{provider}`: adds a provider account to the caller's.
     /// Answers the identity and whether it is new (linking it again changes nothing).
+    ///
+    /// A new way into the account needs its owner: the password (or, without one, a fresh
+    /// login), and an address the owner proved, so that whoever registered someone else's
+    /// address cannot keep a way in after the owner resets the password.
     pub async fn link_identity(
         &self,
         principal: &Principal,
         provider: &ProviderName,
         token: ProviderToken,
+        current_password: Option<String>,
+        origin: &Origin,
     ) -> Result<(LinkedIdentity, bool), AuthError> {
+        self.providers.get(provider)?;
+        let stored = self.stored(principal).await?;
+        if stored.user.email.is_some() && !stored.user.is_email_verified {
+            return Err(AuthError::FailedPrecondition("verify the account's email address before linking a provider"));
+        }
+        let stored = self.reauthenticate(principal, stored, current_password, origin).await?;
         let verified = self.providers.verify(provider, &token).await?;
+        self.succeeded(&stored.user).await;
         for _ in 0..5 {
             let before = self.stored(principal).await?;
             if let Some(linked) = before.user.identity(provider) {
@@ -259,6 +276,16 @@ impl AuthService {
                 tracing::info!(%provider, %reason, "a provider sign-in was refused");
                 return Ok(Err(CallbackError::InvalidGrant));
             }
+            Err(AuthError::ProviderUnsupported(reason)) => {
+                tracing::warn!(%provider, %reason, "a provider answered the code exchange unexpectedly");
+                return Ok(Err(CallbackError::InvalidGrant));
+            }
+            // A disabled account: the browser goes back to the app, told no more than a refusal.
+            Err(AuthError::InvalidCredentials) => return Ok(Err(CallbackError::AccessDenied)),
+            Err(error @ (AuthError::Aborted | AuthError::Unavailable(_))) => {
+                tracing::warn!(%provider, %error, "a redirect sign-in could not be completed");
+                return Ok(Err(CallbackError::ProviderUnavailable));
+            }
             Err(error) => return Err(error),
         };
         let code = secrets::generate();
@@ -313,14 +340,18 @@ impl AuthService {
         }
     }
 
-    /// The account's second factor, if it has one: a provider sign-in does not skip it. Wrong
-    /// codes are throttled per account as at a password login.
+    /// What a password login checks after the password, a provider sign-in checks too: the
+    /// verified address the deployment may require, and the account's second factor (wrong
+    /// codes are throttled per account).
     async fn second_step(
         &self,
         stored: &StoredUser,
         second_factor: Option<SecondFactor>,
         origin: &Origin,
     ) -> Result<Option<usize>, AuthError> {
+        if self.config.require_verified_email && stored.user.email.is_some() && !stored.user.is_email_verified {
+            return Err(AuthError::EmailNotVerified);
+        }
         if second_factor.is_some() {
             self.guard(&Subject::Account(stored.user.id), origin).await?;
         }

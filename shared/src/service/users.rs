@@ -169,15 +169,7 @@ impl AuthService {
     ) -> Result<User, AuthError> {
         let email_changes = changes.email.as_ref().is_some_and(|email| Some(email) != principal.user.email.as_ref());
         if email_changes {
-            let stored = self.stored(principal).await?;
-            // An account made by a provider may have no password to re-enter.
-            match (current_password, stored.password_hash.is_some()) {
-                (None, true) => return Err(AuthError::MissingField("current_password")),
-                (Some(password), _) => {
-                    self.check_password(stored, password, "current_password", origin).await?;
-                }
-                (None, false) => {}
-            }
+            self.reauthenticate(principal, self.stored(principal).await?, current_password, origin).await?;
         }
         // Re-applied on a fresh read when something else changed the account meanwhile (a
         // TOTP sign-in, a verification): only a taken value ends it.

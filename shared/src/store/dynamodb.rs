@@ -300,13 +300,7 @@ impl ItemStore for DynamoStore {
     }
 
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(pk.to_owned()))]);
-        let condition = if sk_prefix.is_empty() {
-            "pk = :pk"
-        } else {
-            values.insert(":prefix".to_owned(), AttributeValue::S(sk_prefix.to_owned()));
-            "pk = :pk AND begins_with(sk, :prefix)"
-        };
+        let (condition, values) = key_condition(pk, sk_prefix);
         let pages = self
             .client
             .query()
@@ -323,10 +317,7 @@ impl ItemStore for DynamoStore {
     }
 
     async fn query_page(&self, pk: &str, sk_prefix: &str, page: &Page) -> Result<Vec<Item>, StoreError> {
-        let values = HashMap::from([
-            (":pk".to_owned(), AttributeValue::S(pk.to_owned())),
-            (":prefix".to_owned(), AttributeValue::S(sk_prefix.to_owned())),
-        ]);
+        let (condition, values) = key_condition(pk, sk_prefix);
         let start = page.after.as_ref().map(|sk| {
             HashMap::from([
                 ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
@@ -337,7 +328,7 @@ impl ItemStore for DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .key_condition_expression(condition)
             .set_expression_attribute_values(Some(values))
             .set_exclusive_start_key(start)
             .scan_index_forward(!page.descending)
@@ -348,4 +339,14 @@ impl ItemStore for DynamoStore {
             .map_err(unavailable)?;
         output.items.unwrap_or_default().into_iter().map(Self::from_dynamo).collect()
     }
+}
+
+/// The key condition of a query for the items of `pk` whose sort key starts with `sk_prefix`.
+fn key_condition(pk: &str, sk_prefix: &str) -> (&'static str, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(pk.to_owned()))]);
+    if sk_prefix.is_empty() {
+        return ("pk = :pk", values);
+    }
+    values.insert(":prefix".to_owned(), AttributeValue::S(sk_prefix.to_owned()));
+    ("pk = :pk AND begins_with(sk, :prefix)", values)
 }

@@ -149,10 +149,13 @@ impl ItemStore for EmbeddedStore {
             let end = format!("{sk_prefix}{}", char::MAX);
             let (mut low, mut high) =
                 (Included((pk.as_str(), sk_prefix.as_str())), Excluded((pk.as_str(), end.as_str())));
+            // A cursor narrows the range; one outside the prefix cannot widen it.
             match (&page.after, page.descending) {
-                (Some(after), false) => low = Excluded((pk.as_str(), after.as_str())),
-                (Some(after), true) => high = Excluded((pk.as_str(), after.as_str())),
-                (None, _) => {}
+                (Some(after), false) if after.as_str() >= sk_prefix.as_str() => {
+                    low = Excluded((pk.as_str(), after.as_str()))
+                }
+                (Some(after), true) if after.as_str() < end.as_str() => high = Excluded((pk.as_str(), after.as_str())),
+                _ => {}
             }
             let range = table.range::<(&str, &str)>((low, high)).map_err(unavailable)?;
             let entries: Box<dyn Iterator<Item = _>> =

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{SecondFactorFields, TokenResponse, non_empty};
+use super::{SecondFactorFields, TokenResponse, non_empty, typed_password};
 use crate::domain::ProviderName;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorCode};
@@ -71,8 +71,9 @@ pub async fn sign_in(
 #[derive(Deserialize)]
 pub struct AuthorizeQuery {
     redirect_uri: String,
-    /// The app's own CSRF state, returned to it with the exchange code.
-    state: Option<String>,
+    /// The app's own CSRF state, returned to it with the exchange code. Required: an app that
+    /// does not check it can be handed a sign-in it never started (login CSRF).
+    state: String,
 }
 
 pub async fn authorize(
@@ -82,8 +83,8 @@ pub async fn authorize(
     QueryParams(query): QueryParams<AuthorizeQuery>,
 ) -> Result<Response, ApiError> {
     let provider = provider(&name)?;
-    if query.state.as_ref().is_some_and(|app_state| app_state.len() > 512) {
-        return Err(ApiError::invalid_field("state", "must be at most 512 characters"));
+    if query.state.is_empty() || query.state.len() > 512 {
+        return Err(ApiError::invalid_field("state", "must be 1 to 512 characters"));
     }
     let callback_url = format!("{}/v1/auth/oauth/{provider}/callback", public_url(&state, &headers)?);
     let location = state.auth.begin_authorization(&provider, &query.redirect_uri, query.state, callback_url).await?;
@@ -135,14 +136,25 @@ pub async fn list_identities(
     Ok(Json(json!({ "identities": identities, "has_password": has_password })))
 }
 
+#[derive(Deserialize)]
+pub struct LinkRequest {
+    #[serde(flatten)]
+    token: ProviderTokenFields,
+    /// Required when the account has a password.
+    current_password: Option<String>,
+}
+
 pub async fn link_identity(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Authenticated(principal): Authenticated,
-    JsonBody(request): JsonBody<ProviderTokenFields>,
+    ClientOrigin(origin): ClientOrigin,
+    JsonBody(request): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let provider = provider(&name)?;
-    let (identity, new) = state.auth.link_identity(&principal, &provider, request.parse()?).await?;
+    let password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
+    let token = request.token.parse()?;
+    let (identity, new) = state.auth.link_identity(&principal, &provider, token, password, &origin).await?;
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(identity))))
 }
 
@@ -179,9 +191,7 @@ fn app_redirect(outcome: CallbackOutcome) -> Result<String, ApiError> {
             Ok(code) => query.append_pair("code", code),
             Err(error) => query.append_pair("error", error.code()),
         };
-        if let Some(app_state) = &outcome.app_state {
-            query.append_pair("state", app_state);
-        }
+        query.append_pair("state", &outcome.app_state);
     }
     Ok(url.into())
 }
