@@ -46,8 +46,13 @@ async fn measure(backend: &str, store: Arc<dyn ItemStore>, count: usize, dir: &s
     let auth = AuthService::new(config, Arc::clone(&store), &keys, Arc::new(outbox), None).unwrap();
     // The service as the users handler calls it, for a signed-in admin: what is measured is
     // the listing, not a sign-in (whose transactions moto runs in time linear in the table).
-    let principal =
-        Principal { user: admin, session_id: uuid::Uuid::new_v4(), totp_enabled: false, email_codes_enabled: false };
+    let principal = Principal {
+        user: admin,
+        session_id: uuid::Uuid::new_v4(),
+        session_epoch: 0,
+        totp_enabled: false,
+        email_codes_enabled: false,
+    };
     let mut times = Vec::new();
     let mut total = 0;
     for _ in 0..30 {

@@ -208,6 +208,8 @@ pub enum Registered {
 pub struct Principal {
     pub user: User,
     pub session_id: Uuid,
+    /// The account's session epoch, which the session was checked against.
+    pub session_epoch: u64,
     pub totp_enabled: bool,
     /// Sign-in asks this account for an email code (its choice or the deployment's).
     pub email_codes_enabled: bool,
@@ -447,6 +449,7 @@ impl AuthService {
         Ok(match (stored?, session) {
             (Some(stored), Some(session)) if stored.user.is_active() && stored.session_epoch == session.epoch => {
                 Some(Principal {
+                    session_epoch: stored.session_epoch,
                     totp_enabled: stored.second_factors.totp.is_some(),
                     email_codes_enabled: stored.second_factors.email_codes || self.config.require_email_codes,
                     user: stored.user,

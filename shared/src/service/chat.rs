@@ -2,6 +2,8 @@
 //! WebSocket connection opened with a single-use ticket. A message is stored before anyone is
 //! told about it, so an acknowledged message is never lost: an offline receiver reads it later.
 
+use std::collections::HashMap;
+
 use futures::future::join_all;
 
 use super::auth::{AuthError, AuthService, Principal, now};
@@ -91,12 +93,12 @@ impl AuthService {
     ) -> Result<ConversationList, AuthError> {
         let entries = self.chat.activity(principal.user.id, cursor, limit).await?;
         let next_cursor = (entries.len() == limit).then(|| entries.last().map(|(cursor, _)| cursor.clone())).flatten();
-        let views = join_all(entries.iter().map(|(_, entry)| self.view_of(&entry.conversation))).await;
+        let views = self.views_of(&entries.iter().map(|(_, entry)| &entry.conversation).collect::<Vec<_>>()).await?;
         let conversations = entries
             .into_iter()
             .zip(views)
-            .map(|((_, entry), view)| Ok(ConversationSummary { view: view?, last_message: entry.last_message }))
-            .collect::<Result<_, AuthError>>()?;
+            .map(|((_, entry), view)| ConversationSummary { view, last_message: entry.last_message })
+            .collect();
         Ok(ConversationList { conversations, next_cursor })
     }
 
@@ -120,7 +122,7 @@ impl AuthService {
     /// `POST /v1/chat/ticket`: a single-use ticket that opens one WebSocket connection within
     /// 30 seconds. Answers the ticket and its lifetime in seconds.
     pub async fn issue_chat_ticket(&self, principal: &Principal) -> Result<(String, i64), AuthError> {
-        let session_epoch = self.stored(principal).await?.session_epoch;
+        let session_epoch = principal.session_epoch;
         let ticket = secrets::generate();
         let expires_at = now().unix_timestamp() + TICKET_VALID_SECONDS;
         let record = ChatTicket { user_id: principal.user.id, session_epoch, expires_at, ttl: expires_at };
@@ -308,13 +310,29 @@ impl AuthService {
     }
 
     async fn view_of(&self, conversation: &Conversation) -> Result<ConversationView, AuthError> {
-        let (initiator, receiver) =
-            tokio::join!(self.users.find_by_id(conversation.initiator), self.users.find_by_id(conversation.receiver));
-        let participants = vec![initiator?.ok_or(AuthError::NoSuchUser)?, receiver?.ok_or(AuthError::NoSuchUser)?];
-        let mut profiles = self.public_profiles(participants).await?.into_iter();
-        let (Some(initiator), Some(receiver)) = (profiles.next(), profiles.next()) else {
-            return Err(AuthError::Internal("two participants make two profiles".into()));
-        };
-        Ok(ConversationView { conversation_id: conversation.id, initiator, receiver })
+        Ok(self.views_of(&[conversation]).await?.remove(0))
+    }
+
+    /// The conversations with their participants' public profiles, each user read once (the
+    /// caller of a conversation list is in every one of them).
+    async fn views_of(&self, conversations: &[&Conversation]) -> Result<Vec<ConversationView>, AuthError> {
+        let mut ids: Vec<UserId> = conversations.iter().flat_map(|c| [c.initiator, c.receiver]).collect();
+        ids.sort_by_key(|id| id.0);
+        ids.dedup();
+        let users = join_all(ids.iter().map(|id| self.users.find_by_id(*id))).await;
+        let users = users.into_iter().map(|user| user?.ok_or(AuthError::NoSuchUser)).collect::<Result<Vec<_>, _>>()?;
+        let profiles: HashMap<UserId, PublicProfile> =
+            self.public_profiles(users).await?.into_iter().map(|profile| (profile.id, profile)).collect();
+        let profile = |id: UserId| profiles.get(&id).cloned().ok_or(AuthError::NoSuchUser);
+        conversations
+            .iter()
+            .map(|c| {
+                Ok(ConversationView {
+                    conversation_id: c.id,
+                    initiator: profile(c.initiator)?,
+                    receiver: profile(c.receiver)?,
+                })
+            })
+            .collect()
     }
 }

@@ -184,11 +184,10 @@ impl AuthService {
         if stored.user.email.is_some() && !stored.user.is_email_verified {
             return Err(AuthError::FailedPrecondition("verify the account's email address before linking a provider"));
         }
-        let stored = self.reauthenticate(principal, stored, current_password, origin).await?;
+        let mut before = self.reauthenticate(principal, stored, current_password, origin).await?;
         let verified = self.providers.verify(provider, &token).await?;
-        self.succeeded(&stored.user).await;
+        self.succeeded(&before.user).await;
         for _ in 0..5 {
-            let before = self.stored(principal).await?;
             if let Some(linked) = before.user.identity(provider) {
                 return match linked.subject == verified.subject {
                     true => Ok((linked.clone(), false)),
@@ -206,7 +205,8 @@ impl AuthService {
                     self.notify(&after.user, Notice::IdentityLinked).await;
                     return Ok((identity, true));
                 }
-                Err(RepoError::Conflict) => continue,
+                // Changed meanwhile: apply the link to the account as it is now.
+                Err(RepoError::Conflict) => before = self.stored(principal).await?,
                 Err(error) => return Err(error.into()),
             }
         }
