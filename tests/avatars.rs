@@ -15,6 +15,7 @@ on_both_backends!(
     a_new_avatar_replaces_and_deletes_the_old_one,
     deleting_the_avatar_clears_it_and_deleting_none_is_404,
     a_direct_upload_is_checked_like_a_presigned_one,
+    html_behind_an_image_signature_is_refused_both_ways,
 );
 
 /// A 1×1 PNG.
@@ -320,4 +321,41 @@ async fn withdrawing_an_account_deletes_its_avatar() {
         assert_eq!(server.delete_authorized("/v1/users/me", &ada.access, Some(password)).await.status, 200);
         assert_eq!(fetch(&server, &url).await.0, 404, "{backend:?}");
     }
+}
+
+async fn html_behind_an_image_signature_is_refused_both_ways(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let ada = server.register(&unique_email("ada"), None).await;
+    let disguised = b"GIF89a<html><script>alert(document.cookie)</script></html>".to_vec();
+    let direct = server
+        .client
+        .put(server.url("/v1/avatar"))
+        .bearer_auth(&ada.access)
+        .header("content-type", "image/gif")
+        .body(disguised.clone())
+        .send()
+        .await
+        .unwrap();
+    let direct = Reply::of(direct).await;
+    direct.error(400, "INVALID_ARGUMENT");
+    assert_eq!(direct.body["details"][0]["reason"], "INVALID_UPLOAD", "{}", direct.body);
+    let ticket = upload_url(&server, &ada, "image/gif", disguised.len()).await;
+    assert_eq!(put_to(&server, &ticket.body, &disguised, None).await, 200);
+    let confirm = json!({"token": ticket.body["token_to_confirm"]});
+    let confirmed = server.post_authorized("/v1/avatar/confirm", &ada.access, confirm).await;
+    confirmed.error(400, "INVALID_ARGUMENT");
+    assert_eq!(confirmed.body["details"][0]["reason"], "INVALID_UPLOAD", "{}", confirmed.body);
+}
+
+/// The local server serves an avatar as the image it was checked to be, and nothing else.
+#[tokio::test]
+async fn local_avatars_are_served_with_nosniff_and_a_sandboxing_policy() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let ada = server.register(&unique_email("ada"), None).await;
+    let url = set_avatar(&server, &ada).await;
+    let response = server.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["content-security-policy"], "default-src 'none'; sandbox");
 }

@@ -208,3 +208,181 @@ async fn second_factor_and_password_routes_name_the_bad_field() {
         json!({"email": "ada@example.com", "password": PASSWORD, "totp_code": "123456", "email_code": "123456"});
     server.post("/v1/auth/login", two_factors).await.error(400, "INVALID_ARGUMENT");
 }
+
+/// A page on another origin can send `text/plain` without a preflight: JSON routes refuse
+/// every body that is not declared as JSON.
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_415_and_changes_nothing() {
+    let server = server().await;
+    let body = json!({"email": "ada@example.com", "password": PASSWORD}).to_string();
+    for content_type in
+        [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data"), None]
+    {
+        for path in ["/v1/auth/register", "/v1/auth/login", "/v1/auth/password/forgot"] {
+            let mut request = server.client.post(server.url(path)).body(body.clone());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let reply = latchkey_tests::Reply::of(request.send().await.unwrap()).await;
+            let message = reply.error(415, "INVALID_ARGUMENT");
+            assert!(message.contains("application/json"), "{path} {content_type:?}: {message}");
+        }
+    }
+    // Nothing was registered: the address is still free.
+    assert_eq!(
+        server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await.status,
+        201
+    );
+    let declared = server
+        .client
+        .post(server.url("/v1/auth/login"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_must_be_exactly_one_json_object() {
+    let server = server().await;
+    let register = json!({"email": "ada@example.com", "password": PASSWORD}).to_string();
+    for body in [format!("{register} xx"), format!("{register}{register}"), format!("[{register}]"), "null".into()] {
+        let message = server.post_raw("/v1/auth/register", body.clone()).await.error(400, "INVALID_ARGUMENT");
+        assert!(!message.contains("Request") && !message.contains("struct"), "{body}: {message}");
+    }
+    server.register("ada@example.com", None).await;
+    let login = json!({"email": "ada@example.com", "password": PASSWORD}).to_string();
+    server.post_raw("/v1/auth/login", format!("{login}!!!")).await.error(400, "INVALID_ARGUMENT");
+    // A wrong type inside a sign-in body names its field.
+    let reply =
+        server.post("/v1/auth/login", json!({"email": "ada@example.com", "password": PASSWORD, "totp_code": 1})).await;
+    reply.error(400, "INVALID_ARGUMENT");
+    assert_eq!(reply.body["details"][0]["field"], "totp_code", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn path_and_query_parameters_that_do_not_parse_are_json_errors_naming_them() {
+    let server = server().await;
+    let tokens = server.register("ada@example.com", None).await;
+    for (method, path, field) in [
+        ("GET", "/v1/users/%FF", "id"),
+        ("PATCH", "/v1/users/%FF", "id"),
+        ("DELETE", "/v1/users/%FF", "id"),
+        ("GET", "/v1/users/%FF/avatar", "id"),
+        ("PUT", "/v1/users/me/friends/%C3%28", "username"),
+        ("DELETE", "/v1/users/me/friends/%FF", "username"),
+        ("GET", "/v1/conversations/%FF", "id"),
+        ("POST", "/v1/auth/oauth/%FF", "provider"),
+        ("GET", "/v1/auth/oauth/%FF/authorize", "provider"),
+        ("DELETE", "/v1/users/me/identities/%FF", "provider"),
+    ] {
+        let request = server.client.request(method.parse().unwrap(), server.url(path)).bearer_auth(&tokens.access);
+        let reply = latchkey_tests::Reply::of(request.json(&json!({})).send().await.unwrap()).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{method} {path}: {}", reply.body);
+    }
+    for (query, field) in [("size=lots", "size"), ("page=%FF", "page")] {
+        let reply = server.get(&format!("/v1/users?{query}"), Some(&tokens.access)).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{query}: {}", reply.body);
+    }
+    let reply = server.get("/v1/conversations?limit=ten", Some(&tokens.access)).await;
+    reply.error(400, "INVALID_ARGUMENT");
+    assert_eq!(reply.body["details"][0]["field"], "limit", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn an_email_address_with_characters_mail_parsers_split_on_is_refused() {
+    let server = server().await;
+    for email in ["victim,attacker@example.com", "victim<attacker@example.com", "a>b@example.com", "\"q\"@example.com"]
+    {
+        let reply = server.post("/v1/auth/register", json!({"email": email, "password": PASSWORD})).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], "email", "{email}: {}", reply.body);
+    }
+    let fine =
+        server.post("/v1/auth/register", json!({"email": "o'brien+tag@example.com", "password": PASSWORD})).await;
+    assert_eq!(fine.status, 201, "{}", fine.body);
+}
+
+mod slow_clients {
+    use std::time::{Duration, Instant};
+
+    use latchkey::http::server::ServerLimits;
+    use latchkey_tests::TestServer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const LIMITS: ServerLimits = ServerLimits {
+        header_read_timeout: Duration::from_secs(1),
+        body_read_timeout: Duration::from_secs(1),
+        max_connections: 2,
+        shutdown_grace: Duration::from_secs(1),
+    };
+
+    async fn connect(server: &TestServer) -> TcpStream {
+        TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap()
+    }
+
+    /// Everything the server sends until it closes the connection (a test that waits 20 s
+    /// for that has failed).
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closed the connection")
+            .ok();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn headers_that_never_finish_lose_their_connection() {
+        let server = TestServer::start_with_limits(LIMITS).await;
+        let mut stream = connect(&server).await;
+        stream.write_all(b"POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_its_length_is_408_and_the_connection_closes() {
+        let server = TestServer::start_with_limits(LIMITS).await;
+        let mut stream = connect(&server).await;
+        let head = "POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(br#"{"email": "#).await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("DEADLINE_EXCEEDED"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_limit_clients_wait_until_a_slot_frees() {
+        let server = TestServer::start_with_limits(LIMITS).await;
+        // Two connections that hold their slots until the header timeout drops them.
+        let (mut first, mut second) = (connect(&server).await, connect(&server).await);
+        for stream in [&mut first, &mut second] {
+            stream.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let third = tokio::spawn({
+            let url = server.url("/.well-known/jwks.json");
+            let client = server.client.clone();
+            async move {
+                let status = client.get(url).send().await.unwrap().status();
+                (status, Instant::now())
+            }
+        });
+        let closed = |mut stream: TcpStream| async move {
+            read_to_close(&mut stream).await;
+            Instant::now()
+        };
+        let (first, second) = tokio::join!(closed(first), closed(second));
+        let freed = first.min(second);
+        let (status, answered) = third.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(answered >= freed, "the third client was served only once a slot was free");
+    }
+}

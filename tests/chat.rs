@@ -549,3 +549,32 @@ async fn the_websocket_function_opens_connections_relays_through_post_to_connect
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(ChatRepo::new(server.store.clone()).live_connections(bob_id, 0, now).await.unwrap().is_empty());
 }
+
+/// A message is at most 4 KiB: a frame far past what one message can take closes the
+/// connection instead of being buffered whole.
+#[tokio::test]
+async fn a_frame_far_larger_than_any_message_closes_the_connection() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let (alice, bob) = (chat_user(&server, "alice").await, chat_user(&server, "bob").await);
+    let ours = conversation(&server, &alice, &bob).await;
+    let mut socket = ChatClient::connect(&server, &alice).await;
+    // The largest real message, every character escaped, is still accepted (and refused by
+    // the text limit only if too long).
+    let escaped = format!(
+        r#"{{"action": "send_message", "conversation_id": "{ours}", "text": "{}", "client_id": "big"}}"#,
+        "\\u00e9".repeat(2048)
+    );
+    socket.send_raw(&escaped).await;
+    assert_eq!(socket.next().await["type"], "ack");
+    let huge = json!({ "action": "send_message", "conversation_id": ours, "text": "x".repeat(64 * 1024), "client_id": "huge" });
+    let _ = socket.socket.send(WsMessage::Text(huge.to_string().into())).await;
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.socket.next()).await.expect("the server answers") {
+            None | Some(Err(_)) => break true,
+            Some(Ok(WsMessage::Close(_))) => break true,
+            Some(Ok(WsMessage::Text(text))) => panic!("the frame was read: {text}"),
+            Some(Ok(_)) => {}
+        }
+    };
+    assert!(closed);
+}

@@ -77,7 +77,7 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
 /// register, login or refresh response).
-const EVENT_SCRIPT: [(&str, &str, u16); 45] = [
+const EVENT_SCRIPT: [(&str, &str, u16); 47] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -89,6 +89,8 @@ const EVENT_SCRIPT: [(&str, &str, u16); 45] = [
     // Phone and `extra` only: the email and the user name stay, so no password is needed and
     // the later events that name the account still find it.
     ("users", "update-me", 200),
+    // "bogus" names no link: NOT_FOUND.
+    ("users", "confirm-email", 404),
     // `^a` matches "ada" (a non-admin sees public profiles).
     ("users", "list", 200),
     // The caller's own record.
@@ -113,7 +115,7 @@ const EVENT_SCRIPT: [(&str, &str, u16); 45] = [
     // are checked before any provider would be called.
     ("oauth", "sign-in", 404),
     ("oauth", "authorize", 404),
-    ("oauth", "callback", 400),
+    ("oauth", "callback", 404),
     ("oauth", "exchange", 400),
     ("oauth", "identities", 200),
     ("oauth", "link", 404),
@@ -131,6 +133,8 @@ const EVENT_SCRIPT: [(&str, &str, u16); 45] = [
     ("totp", "disable", 400),
     ("email", "mfa-email", 200),
     ("email", "email-code", 202),
+    // The answer is the same whether or not "ada" is locked out (or exists).
+    ("email", "unlock", 202),
     // "bogus" names no link: NOT_FOUND.
     ("email", "verify", 404),
     ("email", "verify-resend", 202),

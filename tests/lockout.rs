@@ -1,4 +1,5 @@
-//! Brute-force protection: failures counted per account and per client address, in the store.
+//! Brute-force protection: failures counted per login name (seen), per account (silent) and
+//! per client address, in the store; and the unlock code that lets the owner past a lock.
 //!
 //! The doubling delays after the free failures start at one second, measured in whole
 //! seconds, so a test cannot count on one still holding a moment later. These tests lock by
@@ -17,6 +18,10 @@ on_both_backends!(
     concurrent_wrong_passwords_are_each_counted_and_none_past_the_cap_is_checked,
     one_address_failing_against_many_accounts_is_locked,
     wrong_current_passwords_on_signed_in_routes_count_too,
+    a_lock_earned_through_the_username_is_not_seen_through_the_email_or_phone,
+    the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code,
+    an_unlock_code_is_mailed_only_for_a_locked_account_and_a_wrong_one_changes_nothing,
+    trying_phone_numbers_that_are_taken_is_throttled_like_failed_logins,
 );
 
 /// At most six failures per account per hour.
@@ -49,6 +54,19 @@ fn counter_key(user_id: &str) -> Key {
     Key::new(format!("THROTTLE#ACCOUNT#{user_id}"), "COUNTER")
 }
 
+/// The counter of a login name, as typed (`email:...`, `username:...`, `phone:...`).
+fn name_counter_key(canonical: &str) -> Key {
+    Key::new(format!("THROTTLE#NAME#{}", latchkey::crypto::secrets::hash(canonical)), "COUNTER")
+}
+
+/// Moves a failure counter's window an hour into the past, as if the hour had gone by.
+async fn age_counter(server: &TestServer, key: Key) {
+    let mut counter = server.store.get(&key).await.unwrap().expect("a failure counter");
+    let started = counter.attributes["window_started_at"].as_i64().unwrap();
+    counter.attributes.insert("window_started_at".into(), json!(started - 3601));
+    server.store.write(vec![Write::put(counter, Condition::Always)]).await.unwrap();
+}
+
 async fn past_the_hourly_cap_the_account_is_locked_without_checking_the_password(backend: Backend) {
     let server = capped_server(backend).await;
     let email = unique_email("ada");
@@ -59,11 +77,8 @@ async fn past_the_hourly_cap_the_account_is_locked_without_checking_the_password
     assert!((3000..=3600).contains(&retry_after), "locked until the hour is over: {retry_after}");
 
     // An hour later the window has passed and the right password works again.
-    let key = counter_key(&tokens.user_id);
-    let mut counter = server.store.get(&key).await.unwrap().expect("a failure counter");
-    let started = counter.attributes["window_started_at"].as_i64().unwrap();
-    counter.attributes.insert("window_started_at".into(), json!(started - 3601));
-    server.store.write(vec![Write::put(counter, Condition::Always)]).await.unwrap();
+    age_counter(&server, counter_key(&tokens.user_id)).await;
+    age_counter(&server, name_counter_key(&format!("email:{email}"))).await;
     let reply = server.post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
@@ -133,5 +148,96 @@ async fn wrong_current_passwords_on_signed_in_routes_count_too(backend: Backend)
         reply.error(403, "PERMISSION_DENIED");
     }
     assert_locked(&server.post_authorized("/v1/auth/password/change", &tokens.access, change).await);
-    assert_locked(&server.post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await);
+    // The account is locked for password sign-in too, silently: the right password gets the
+    // wrong-password answer (the login name itself earned no lock to show).
+    let refused = server.post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(refused.error(401, "UNAUTHENTICATED"), "invalid credentials");
+}
+
+/// Registers `ada` with a username and a phone; answers (email, username, phone).
+async fn ada_with_three_names(server: &TestServer) -> (String, String, String) {
+    let (email, username) = (unique_email("ada"), format!("ada_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let phone = format!("+1415555{:04}", rand_digits());
+    let body = json!({"email": email, "password": PASSWORD, "username": username, "phone": phone});
+    assert_eq!(server.post("/v1/auth/register", body).await.status, 201);
+    (email, username, phone)
+}
+
+fn rand_digits() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() % 10_000) as u16
+}
+
+async fn a_lock_earned_through_the_username_is_not_seen_through_the_email_or_phone(backend: Backend) {
+    let server = capped_server(backend).await;
+    let (email, username, phone) = ada_with_three_names(&server).await;
+    for _ in 0..CAP {
+        let reply = server.post("/v1/auth/login", json!({"username": username, "password": "wrong"})).await;
+        reply.error(401, "UNAUTHENTICATED");
+    }
+    assert_locked(&server.post("/v1/auth/login", json!({"username": username, "password": "wrong"})).await);
+    // The account's own email and phone answer exactly like names of nobody: 401, not 429.
+    let nobody = wrong_login(&server, &unique_email("nobody")).await;
+    for body in [
+        json!({"email": email, "password": "wrong"}),
+        json!({"phone": phone, "password": "wrong"}),
+        json!({"email": email, "password": PASSWORD}),
+    ] {
+        let reply = server.post("/v1/auth/login", body.clone()).await;
+        assert_eq!((reply.status, &reply.body), (nobody.status, &nobody.body), "{body}");
+    }
+}
+
+async fn the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code(backend: Backend) {
+    let server = capped_server(backend).await;
+    let (email, username, _) = ada_with_three_names(&server).await;
+    for _ in 0..=CAP {
+        server.post("/v1/auth/login", json!({"username": username, "password": "wrong"})).await;
+    }
+    let right = json!({"username": username, "password": PASSWORD});
+    assert_locked(&server.post("/v1/auth/login", right.clone()).await);
+    let asked = server.post("/v1/auth/unlock", json!({"username": username})).await;
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    let mail = server.last_mail_to(&email).await;
+    assert!(mail.subject.contains("unlock code"), "{}", mail.subject);
+    let mut with_code = right.clone();
+    with_code["unlock_code"] = json!(mail.code());
+    let reply = server.post("/v1/auth/login", with_code.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The locks are gone, for every name of the account; the code worked once.
+    assert_eq!(server.post("/v1/auth/login", right).await.status, 200);
+    assert_eq!(server.post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await.status, 200);
+    for _ in 0..=CAP {
+        server.post("/v1/auth/login", json!({"username": username, "password": "wrong"})).await;
+    }
+    assert_locked(&server.post("/v1/auth/login", with_code).await);
+}
+
+async fn an_unlock_code_is_mailed_only_for_a_locked_account_and_a_wrong_one_changes_nothing(backend: Backend) {
+    let server = capped_server(backend).await;
+    let (email, username, _) = ada_with_three_names(&server).await;
+    // Not locked: the same answer, and no mail.
+    let asked = server.post("/v1/auth/unlock", json!({"username": username})).await;
+    let unknown = server.post("/v1/auth/unlock", json!({"username": "nobody_at_all"})).await;
+    assert_eq!((asked.status, &asked.body), (unknown.status, &unknown.body));
+    assert!(server.mailbox.messages_to(&email).await.iter().all(|mail| !mail.subject.contains("unlock")));
+    fail_up_to_the_cap(&server, &email).await;
+    assert_eq!(server.post("/v1/auth/unlock", json!({"email": email})).await.status, 202);
+    let code = server.last_mail_to(&email).await.code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let guess = json!({"email": email, "password": PASSWORD, "unlock_code": wrong});
+    assert_locked(&server.post("/v1/auth/login", guess).await);
+    let right = json!({"email": email, "password": PASSWORD, "unlock_code": code});
+    assert_eq!(server.post("/v1/auth/login", right).await.status, 200);
+}
+
+async fn trying_phone_numbers_that_are_taken_is_throttled_like_failed_logins(backend: Backend) {
+    let server = capped_server(backend).await;
+    let (_, _, taken) = ada_with_three_names(&server).await;
+    let prober = server.register(&unique_email("mallory"), None).await;
+    for _ in 0..CAP {
+        let reply = server.patch_authorized("/v1/users/me", &prober.access, json!({"phone": taken})).await;
+        reply.error(409, "ALREADY_EXISTS");
+        assert_eq!(reply.body["details"][0]["field"], "phone");
+    }
+    assert_locked(&server.patch_authorized("/v1/users/me", &prober.access, json!({"phone": taken})).await);
 }

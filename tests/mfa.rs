@@ -15,6 +15,8 @@ on_both_backends!(
     email_codes_turned_on_make_login_need_the_code_from_the_latest_mail,
     an_email_code_is_burned_after_five_wrong_guesses,
     asking_for_an_email_code_answers_the_same_for_unknown_accounts,
+    turning_email_codes_off_needs_a_fresh_code_not_just_the_password,
+    a_reset_of_a_never_proven_address_removes_the_second_factor_set_up_before_it,
 );
 
 fn now() -> u64 {
@@ -279,4 +281,42 @@ async fn an_independent_authenticator_reading_the_otpauth_url_produces_accepted_
     let verified =
         server.post_authorized("/v1/auth/totp/verify", &tokens.access, json!({"totp_code": fields[2]})).await;
     assert_eq!(verified.status, 200, "pyotp's code is accepted: {}", verified.body);
+}
+
+async fn turning_email_codes_off_needs_a_fresh_code_not_just_the_password(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let email = unique_email("ada");
+    let tokens = server.register(&email, None).await;
+    let on = json!({"enabled": true, "password": PASSWORD});
+    assert_eq!(server.put_authorized("/v1/users/me/mfa/email", &tokens.access, on).await.status, 200);
+    let off = json!({"enabled": false, "password": PASSWORD});
+    let missing = server.put_authorized("/v1/users/me/mfa/email", &tokens.access, off.clone()).await;
+    missing.error(400, "INVALID_ARGUMENT");
+    assert_eq!(missing.body["details"][0]["field"], "email_code", "{}", missing.body);
+    assert_eq!(server.post("/v1/auth/email-code", json!({"email": email})).await.status, 202);
+    let code = server.last_mail_to(&email).await.code();
+    let wrong = json!({"enabled": false, "password": PASSWORD, "email_code": another_code(&code)});
+    server.put_authorized("/v1/users/me/mfa/email", &tokens.access, wrong).await.error(403, "PERMISSION_DENIED");
+    assert_eq!(server.get("/v1/auth/status", Some(&tokens.access)).await.body["email_codes_enabled"], true);
+    let right = json!({"enabled": false, "password": PASSWORD, "email_code": code});
+    let reply = server.put_authorized("/v1/users/me/mfa/email", &tokens.access, right).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(server.get("/v1/auth/status", Some(&tokens.access)).await.body["email_codes_enabled"], false);
+    assert!(server.last_mail_to(&email).await.subject.contains("Email codes turned off"));
+}
+
+async fn a_reset_of_a_never_proven_address_removes_the_second_factor_set_up_before_it(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let email = unique_email("victim");
+    // Whoever registered the address sets up TOTP before its owner ever saw it...
+    user_with_totp(&server, &email).await;
+    assert_mfa_required(&login(&server, &email, json!({})).await, "totp_code");
+    // ...and the owner resets the password from the mail.
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({"email": email})).await.status, 202);
+    let token = server.last_mail_to(&email).await.link_token();
+    let reset = json!({"token": token, "new_password": "the owner's own passphrase"});
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    let reply = server.post("/v1/auth/login", json!({"email": email, "password": "the owner's own passphrase"})).await;
+    assert_eq!(reply.status, 200, "no second factor of the squatter's is left: {}", reply.body);
+    assert!(server.mailbox.messages_to(&email).await.iter().any(|mail| mail.subject.contains("turned off")));
 }

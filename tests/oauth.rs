@@ -14,6 +14,7 @@ on_both_backends!(
     the_redirect_flow_hands_the_app_a_one_time_exchange_code,
     linking_adds_a_way_to_sign_in_and_unlinking_removes_it,
     concurrent_first_sign_ins_make_one_account,
+    a_reset_by_the_addresses_owner_drops_provider_identities_that_do_not_vouch_for_it,
 );
 
 const APP_CALLBACK: &str = "http://app.localhost/oauth/done";
@@ -579,4 +580,68 @@ async fn a_failing_jwks_endpoint_is_not_asked_again_at_every_sign_in() {
         assert_eq!(reason(&reply), "PROVIDER_UNAVAILABLE");
     }
     assert_eq!(provider.jwks_fetches(), 1, "a failed fetch is retried after a pause, not per request");
+}
+
+async fn a_reset_by_the_addresses_owner_drops_provider_identities_that_do_not_vouch_for_it(backend: Backend) {
+    let (provider, server) = started(backend).await;
+    // A squatter registers the victim's address; the victim, not knowing, opens the
+    // verification link; the squatter links a provider account of their own.
+    let (victim, squatter) = verified_account(&server, "victim").await;
+    let squatters_sub = subject();
+    let body = json!({ "id_token": provider.id_token(&squatters_sub, None), "current_password": PASSWORD });
+    assert_eq!(link(&server, "google", &squatter, body).await.status, 201);
+    // The victim resets the password from the mail: the account is theirs alone now.
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({ "email": victim })).await.status, 202);
+    let token = server.last_mail_to(&victim).await.link_token();
+    let reset = json!({ "token": token, "new_password": "the owner's own passphrase" });
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    assert!(server.last_mail_to(&victim).await.subject.contains("A sign-in provider was removed"));
+    let again = google_sign_in(&server, provider.id_token(&squatters_sub, None)).await;
+    assert_eq!(again.status, 201, "the squatter's provider account no longer reaches the victim's: {}", again.body);
+    assert_ne!(again.body["user"]["id"], squatter.user_id.as_str());
+
+    // A provider account that vouches for the account's own address survives a reset.
+    let owner =
+        server.post("/v1/auth/login", json!({ "email": victim, "password": "the owner's own passphrase" })).await;
+    let owner = Tokens::of(&owner);
+    let own_sub = subject();
+    let body = json!({ "id_token": provider.id_token(&own_sub, Some(&victim)), "current_password": "the owner's own passphrase" });
+    assert_eq!(link(&server, "google", &owner, body).await.status, 201);
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({ "email": victim })).await.status, 202);
+    let token = server.last_mail_to(&victim).await.link_token();
+    let reset = json!({ "token": token, "new_password": "yet another passphrase" });
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    let kept = google_sign_in(&server, provider.id_token(&own_sub, Some(&victim))).await;
+    assert_eq!((kept.status, kept.body["user"]["id"].as_str()), (200, Some(owner.user_id.as_str())));
+}
+
+#[tokio::test]
+async fn a_provider_account_without_an_address_cannot_hold_someone_elses() {
+    let (provider, server) = started(Backend::Embedded).await;
+    let created = Tokens::of(&google_sign_in(&server, provider.id_token(&subject(), None)).await);
+    let victim = unique_email("victim");
+    let claim = server.patch_authorized("/v1/users/me", &created.access, json!({ "email": victim })).await;
+    assert_eq!(claim.status, 200, "{}", claim.body);
+    assert!(claim.body["email"].is_null(), "pending, not the account's: {}", claim.body);
+    // The victim's own provider sign-in and registration are not blocked by it.
+    let own = google_sign_in(&server, provider.id_token(&subject(), Some(&victim))).await;
+    assert_eq!(own.status, 201, "{}", own.body);
+}
+
+#[tokio::test]
+async fn an_unconfigured_providers_callback_is_404_and_missing_parameters_are_named() {
+    let (_provider, server) = started(Backend::Embedded).await;
+    server.get("/v1/auth/oauth/github/callback?state=x&code=y", None).await.error(404, "NOT_FOUND");
+    let bare = TestServer::start(Backend::Embedded).await;
+    bare.get("/v1/auth/oauth/google/callback?state=x&code=y", None).await.error(404, "NOT_FOUND");
+    for (query, field) in [(format!("redirect_uri={APP_CALLBACK}"), "state"), ("state=abc".to_owned(), "redirect_uri")]
+    {
+        let reply = Reply::of(
+            browser().get(server.url(&format!("/v1/auth/oauth/google/authorize?{query}"))).send().await.unwrap(),
+        )
+        .await;
+        let message = reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{query}: {}", reply.body);
+        assert!(!message.contains("deserialize"), "{message}");
+    }
 }

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     patching_me_changes_profile_fields_and_a_taken_value_is_409_changing_nothing,
-    changing_the_email_needs_the_password_unverifies_it_and_frees_the_old_address,
+    a_new_email_needs_the_password_and_is_the_accounts_only_once_its_owner_confirms_it,
+    an_address_set_by_someone_else_stays_free_for_its_owner,
+    a_reset_link_only_works_for_the_address_the_account_has,
+    members_filters_are_bounded_and_the_documented_unicode_filters_work,
     withdrawing_ends_sessions_frees_every_value_and_reads_as_404,
     a_user_record_is_readable_by_its_owner_and_admins_only,
     listing_filters_by_regex_in_creation_order_and_pages,
@@ -84,7 +87,7 @@ async fn patching_me_changes_profile_fields_and_a_taken_value_is_409_changing_no
         .error(400, "INVALID_ARGUMENT");
 }
 
-async fn changing_the_email_needs_the_password_unverifies_it_and_frees_the_old_address(backend: Backend) {
+async fn a_new_email_needs_the_password_and_is_the_accounts_only_once_its_owner_confirms_it(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (old, ada) = user(&server, "ada").await;
     let token = server.last_mail_to(&old).await.link_token();
@@ -102,16 +105,78 @@ async fn changing_the_email_needs_the_password_unverifies_it_and_frees_the_old_a
     let change = json!({"email": new, "current_password": PASSWORD});
     let reply = server.patch_authorized("/v1/users/me", &ada.access, change).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.body["email"], new.as_str());
-    assert_eq!(reply.body["is_email_verified"], false);
-    assert!(server.last_mail_to(&new).await.subject.contains("Confirm your email address"));
+    // Pending: the account keeps its address, which keeps signing in.
+    assert_eq!((reply.body["email"].as_str(), reply.body["pending_email"].as_str()), (Some(&*old), Some(&*new)));
+    assert_eq!(reply.body["is_email_verified"], true);
+    assert!(server.last_mail_to(&old).await.subject.contains("A new email address was requested"));
+    let confirm_token = server.last_mail_to(&new).await.link_token();
+    assert!(server.last_mail_to(&new).await.subject.contains("Confirm your new email address"));
+    assert_eq!(server.post("/v1/auth/login", json!({"email": old, "password": PASSWORD})).await.status, 200);
+    assert_eq!(server.post("/v1/auth/login", json!({"email": new, "password": PASSWORD})).await.status, 401);
+
+    // The link works only for the signed-in owner of the account it was sent for.
+    let body = json!({"token": confirm_token});
+    server.post("/v1/users/me/email/confirm", body.clone()).await.error(401, "UNAUTHENTICATED");
+    let (_, grace) = user(&server, "grace").await;
+    server.post_authorized("/v1/users/me/email/confirm", &grace.access, body.clone()).await.error(404, "NOT_FOUND");
+    let confirmed = server.post_authorized("/v1/users/me/email/confirm", &ada.access, body.clone()).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert_eq!(
+        (confirmed.body["user"]["email"].as_str(), confirmed.body["user"]["is_email_verified"].as_bool()),
+        (Some(&*new), Some(true))
+    );
+    assert!(confirmed.body["user"]["pending_email"].is_null());
     assert!(server.last_mail_to(&old).await.subject.contains("Your email address was changed"));
+    server.post_authorized("/v1/users/me/email/confirm", &ada.access, body).await.error(404, "NOT_FOUND");
     // A reset link sent to the old address died with it.
     let reset = json!({"token": reset_token, "new_password": "taken over by the old mailbox"});
     server.post("/v1/auth/password/reset", reset).await.error(404, "NOT_FOUND");
     assert_eq!(server.post("/v1/auth/login", json!({"email": new, "password": PASSWORD})).await.status, 200);
     assert_eq!(server.post("/v1/auth/login", json!({"email": old, "password": PASSWORD})).await.status, 401);
     server.register(&old, None).await;
+    // The old address still hears about what happens to the account for a while.
+    let change = json!({"current_password": PASSWORD, "new_password": "another long passphrase"});
+    assert_eq!(server.post_authorized("/v1/auth/password/change", &ada.access, change).await.status, 200);
+    assert!(server.last_mail_to(&old).await.subject.contains("Your password was changed"));
+}
+
+async fn an_address_set_by_someone_else_stays_free_for_its_owner(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, mallory) = user(&server, "mallory").await;
+    let victim = unique_email("victim");
+    let claim = json!({"email": victim, "current_password": PASSWORD});
+    assert_eq!(server.patch_authorized("/v1/users/me", &mallory.access, claim).await.status, 200);
+    // Nothing is claimed: the owner registers and signs in as usual.
+    let owner = server.register(&victim, None).await;
+    assert_eq!(server.post("/v1/auth/login", json!({"email": victim, "password": PASSWORD})).await.status, 200);
+    // The owner opening mallory's link, signed in to their own account, attaches nothing.
+    let mallorys_link = server.mailbox.messages_to(&victim).await.into_iter().find(|m| m.subject.contains("new email"));
+    let token = mallorys_link.expect("mallory's confirmation link").link_token();
+    let reply = server.post_authorized("/v1/users/me/email/confirm", &owner.access, json!({"token": token})).await;
+    reply.error(404, "NOT_FOUND");
+    assert_ne!(server.get("/v1/users/me", Some(&mallory.access)).await.body["email"], victim.as_str());
+}
+
+async fn a_reset_link_only_works_for_the_address_the_account_has(backend: Backend) {
+    use latchkey::store::{Condition, Key, Write};
+    let server = TestServer::start(backend).await;
+    let (old, ada) = user(&server, "ada").await;
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({"email": old})).await.status, 202);
+    let reset_token = server.last_mail_to(&old).await.link_token();
+    // A reset issued to the old address while the address changes (the race the discard in
+    // the change cannot see) leaves its record behind: kept aside here, put back after.
+    let key = Key::new(format!("USER#{}", ada.user_id), "SECRET#PASSWORD_RESET");
+    let raced = server.store.get(&key).await.unwrap().expect("the reset secret");
+    let new = unique_email("ada-new");
+    let change = json!({"email": new, "current_password": PASSWORD});
+    assert_eq!(server.patch_authorized("/v1/users/me", &ada.access, change).await.status, 200);
+    let token = server.last_mail_to(&new).await.link_token();
+    let confirmed = server.post_authorized("/v1/users/me/email/confirm", &ada.access, json!({"token": token})).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    server.store.write(vec![Write::put(raced, Condition::Always)]).await.unwrap();
+    let reset = json!({"token": reset_token, "new_password": "taken over by the old mailbox"});
+    server.post("/v1/auth/password/reset", reset).await.error(404, "NOT_FOUND");
+    assert_eq!(server.post("/v1/auth/login", json!({"email": new, "password": PASSWORD})).await.status, 200);
 }
 
 async fn withdrawing_ends_sessions_frees_every_value_and_reads_as_404(backend: Backend) {
@@ -203,6 +268,30 @@ async fn listing_filters_by_regex_in_creation_order_and_pages(backend: Backend) 
         reply.error(400, "INVALID_ARGUMENT");
         assert_eq!(reply.body["details"][0]["field"], field, "{query}: {}", reply.body);
     }
+}
+
+/// `/v1/users?filter_name=<pattern>`, the pattern encoded for a query string.
+fn filtered_by_name(pattern: &str) -> String {
+    let mut url = reqwest::Url::parse("http://localhost/v1/users").unwrap();
+    url.query_pairs_mut().append_pair("filter_name", pattern);
+    format!("{}?{}", url.path(), url.query().unwrap())
+}
+
+async fn members_filters_are_bounded_and_the_documented_unicode_filters_work(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, ada) = user(&server, "ada").await;
+    server.register(&unique_email("zoe"), Some("Zoe_M")).await;
+    // The examples of the API document: case-insensitive, and Unicode classes.
+    let insensitive = server.get(&filtered_by_name("(?i)^ADA_"), Some(&ada.access)).await;
+    assert_eq!(insensitive.status, 200, "{}", insensitive.body);
+    assert_eq!(insensitive.body["total_count"], 1);
+    let letters = server.get(&filtered_by_name(r"^\p{Lu}\p{Ll}+_\p{Lu}$"), Some(&ada.access)).await;
+    assert_eq!(usernames(&letters), ["Zoe_M"]);
+    // Nested counted repetitions cost every entry dearly: members may not send them.
+    let costly = server.get(&filtered_by_name("(?:(?:.{0,6}){0,6}){0,6}!"), Some(&ada.access)).await;
+    let message = costly.error(400, "INVALID_ARGUMENT");
+    assert_eq!(costly.body["details"][0]["field"], "filter_name");
+    assert!(message.contains("too complex"), "{message}");
 }
 
 async fn non_admins_see_public_profiles_only_and_cannot_filter_by_email(backend: Backend) {

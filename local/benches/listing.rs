@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
-use latchkey::domain::{Email, Password, Pattern, Role, User, Username};
+use latchkey::domain::{Email, Password, Pattern, PatternAllowance, Role, User, Username};
 use latchkey::mail::outbox::Outbox;
 use latchkey::repo::UserRepo;
 use latchkey::service::{AuthService, Principal, UserQuery};
@@ -57,7 +57,8 @@ async fn measure(backend: &str, store: Arc<dyn ItemStore>, count: usize, dir: &s
     let mut total = 0;
     for _ in 0..30 {
         // Users whose name starts with "user0042": 100 of 100,000, page 2 of size 20.
-        let query = UserQuery { name: Some(Pattern::parse("^user0042").unwrap()), email: None, page: 2, size: 20 };
+        let name = Pattern::parse("^user0042", PatternAllowance::Member).unwrap();
+        let query = UserQuery { name: Some(name), email: None, page: 2, size: 20 };
         let started = Instant::now();
         let page = auth.list_users(&principal, query).await.expect("a page");
         times.push(started.elapsed());

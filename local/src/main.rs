@@ -12,6 +12,7 @@ use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::domain::{Email, Password};
 use latchkey::http::objects::local_object_routes;
+use latchkey::http::server::ServerLimits;
 use latchkey::http::{Function, router};
 use latchkey::service::AdminBootstrap;
 use latchkey::store::ItemStore;
@@ -89,13 +90,10 @@ async fn serve(
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
     let chat = local_chat_routes(state.clone(), Arc::default());
     let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes)).merge(chat);
-    // The peer address is what per-address throttling counts.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    latchkey::http::server::serve(listener, app, ServerLimits::default(), stop).await?;
     Ok(())
 }
 
@@ -108,7 +106,7 @@ async fn admin(config: Config, action: AdminAction, data_dir: PathBuf) -> anyhow
             Arc::new(latchkey::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table))
         }
         None => {
-            std::fs::create_dir_all(&data_dir)
+            latchkey::private_files::create_dir(&data_dir)
                 .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
             Arc::new(latchkey::store::embedded::EmbeddedStore::open(&data_dir.join("latchkey.redb"))?)
         }

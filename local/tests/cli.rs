@@ -242,3 +242,35 @@ async fn admin_create_works_on_a_deployed_stacks_dynamodb_table() {
     assert_eq!(users.admin_count().await.unwrap(), 1);
     assert!(!dir.path().join("latchkey.redb").exists(), "the local store was not touched");
 }
+
+/// The data directory holds password hashes, sealed secrets, the signing key and mail with
+/// reset links: nobody but the server's own user may read any of it.
+#[tokio::test]
+async fn the_data_directory_and_every_file_in_it_are_private_to_the_servers_user() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A directory left world-readable by an older version is narrowed too.
+    std::fs::DirBuilder::new().mode(0o755).create(&data).unwrap();
+    let server = LocalServer::start(&data);
+    let (status, _) = server.post("/v1/auth/register", json!({"email": "ada@example.com", "password": PASSWORD})).await;
+    assert_eq!(status, 201);
+    let (status, _) = server.post("/v1/auth/password/forgot", json!({"email": "ada@example.com"})).await;
+    assert_eq!(status, 202);
+    let mut seen = Vec::new();
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        if path.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+        seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for expected in ["latchkey.redb", "signing-key.json", "outbox"] {
+        assert!(seen.iter().any(|name| name == expected), "{expected} in {seen:?}");
+    }
+    assert!(seen.iter().filter(|name| name.ends_with(".eml")).count() >= 2, "the mails were checked: {seen:?}");
+}

@@ -35,7 +35,7 @@ pub fn embedded_state(
     use crate::crypto::sealing::KeyedMac;
     use crate::objects::local::LocalObjects;
 
-    std::fs::create_dir_all(data_dir)
+    crate::private_files::create_dir(data_dir)
         .map_err(|error| SetupError(format!("cannot create the data directory {}: {error}", data_dir.display())))?;
     let store = crate::store::embedded::EmbeddedStore::open(&data_dir.join("latchkey.redb"))
         .map_err(|error| SetupError(error.to_string()))?;

@@ -24,6 +24,8 @@ pub mod lambda;
 pub mod mail;
 pub mod oauth;
 pub mod objects;
+#[cfg(unix)]
+pub mod private_files;
 pub mod repo;
 pub mod service;
 pub mod store;

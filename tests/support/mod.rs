@@ -13,6 +13,7 @@ use latchkey::crypto::keys::KeyMaterial;
 use latchkey::crypto::passwords::Argon2Settings;
 use latchkey::crypto::sealing::KeyedMac;
 use latchkey::http::objects::local_object_routes;
+use latchkey::http::server::ServerLimits;
 use latchkey::http::{Function, router};
 use latchkey::mail::Mailer;
 use latchkey::mail::outbox::Outbox;
@@ -307,7 +308,8 @@ impl Mailbox {
 fn collect_ses_messages(value: &Value, to: &str, found: &mut Vec<ReceivedMail>) {
     match value {
         Value::Object(object) if object.contains_key("subject") && object.contains_key("body") => {
-            if object.get("destinations").is_some_and(|d| d.to_string().contains(&format!("\"{to}\""))) {
+            let addressed = object.get("destinations").is_some_and(|d| d.to_string().contains(&format!("\"{to}\"")));
+            if addressed {
                 found.push(ReceivedMail {
                     subject: object["subject"].as_str().unwrap_or_default().to_owned(),
                     body: object["body"].as_str().unwrap_or_default().to_owned(),
@@ -351,7 +353,25 @@ impl TestServer {
         Self::with_parts(store, guard, Mailbox::for_backend(Backend::Embedded, &config).await, config).await
     }
 
-    async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, mut config: Config) -> Self {
+    /// A server on a fresh embedded store with the given connection limits.
+    pub async fn start_with_limits(limits: ServerLimits) -> Self {
+        let config = test_config();
+        let (store, guard) = fresh_store(Backend::Embedded).await;
+        let mailbox = Mailbox::for_backend(Backend::Embedded, &config).await;
+        Self::with_parts_and_limits(store, guard, mailbox, config, limits).await
+    }
+
+    async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, config: Config) -> Self {
+        Self::with_parts_and_limits(store, guard, mailbox, config, ServerLimits::default()).await
+    }
+
+    async fn with_parts_and_limits(
+        store: Arc<dyn ItemStore>,
+        guard: StoreGuard,
+        mailbox: Mailbox,
+        mut config: Config,
+        limits: ServerLimits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
         // As latchkey-local does: the providers' callback points back at this server.
@@ -375,9 +395,8 @@ impl TestServer {
         // As latchkey-local does: chat over the local WebSocket route.
         let chat = local_chat_routes(state.clone(), Arc::default());
         let app = router(&Function::ALL, state).merge(local_object_routes(local, max_object_bytes)).merge(chat);
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            latchkey::http::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
         });
         let _objects = (objects_dir, bucket);
         Self { base, client: http_client(), store, mailbox, keys, _store: guard, _objects, server }

@@ -31,6 +31,10 @@ pub struct LocalConnections {
 /// cannot make the server hold every message sent to it.
 const OUTBOX_FRAMES: usize = 1024;
 
+/// The largest frame a client may send: a message's 4 KiB of text, even if every character is
+/// escaped as `\uXXXX`, with room for the rest of the frame.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
 #[async_trait]
 impl ChatDelivery for LocalConnections {
     async fn push(&self, connection_id: &str, frame: &ServerFrame) -> Result<(), DeliveryError> {
@@ -73,6 +77,9 @@ async fn open(
     let (failed_state, failed_id) = (state.clone(), connection_id.clone());
     upgrade
         .protocols([SUBPROTOCOL])
+        // A frame carries at most one message (4 KiB of text, escaped as JSON, and its ids).
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .on_failed_upgrade(move |error| {
             tracing::warn!(%error, "a chat WebSocket upgrade failed");
             tokio::spawn(async move { failed_state.auth.close_chat_connection(&failed_id).await });

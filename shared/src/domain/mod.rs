@@ -7,6 +7,6 @@ mod values;
 pub use chat::{Conversation, ConversationId, Message, MessageId, MessageText};
 pub use user::{LinkedIdentity, PublicProfile, Role, User, UserId, UserStatus, UserType};
 pub use values::{
-    Email, Extra, ImageType, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, Phone, ProviderName,
-    Username,
+    Email, Extra, ImageType, InvalidValue, LoginIdentifier, Password, PasswordPolicy, Pattern, PatternAllowance, Phone,
+    ProviderName, Username,
 };

@@ -101,6 +101,10 @@ pub struct User {
     pub status: UserStatus,
     pub extra: Map<String, Value>,
     pub is_email_verified: bool,
+    /// A new address asked for and not confirmed yet: it is not the account's until the link
+    /// sent to it is used.
+    #[serde(default)]
+    pub pending_email: Option<Email>,
     pub avatar: Option<String>,
     /// The sign-in providers linked to the account.
     #[serde(default)]
@@ -134,6 +138,7 @@ impl User {
             status: UserStatus::Normal,
             extra: Map::new(),
             is_email_verified: false,
+            pending_email: None,
             avatar: None,
             identities: Vec::new(),
             created_at: now,
@@ -155,6 +160,7 @@ impl User {
             status: UserStatus::Normal,
             extra: Map::new(),
             is_email_verified: identity.email.is_some(),
+            pending_email: None,
             avatar: None,
             identities: vec![identity],
             created_at: now,

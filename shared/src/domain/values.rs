@@ -22,9 +22,12 @@ fn invalid(message: impl Into<String>) -> InvalidValue {
 pub struct Email(String);
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    // Deliberately simple (the only real check is a verification mail): one `@`, no spaces,
-    // a dotted domain of letters, digits and hyphens.
-    Regex::new(r"^[^\s@]{1,64}@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$").expect("valid regex")
+    // The local part is an RFC 5322 dot-atom (no quoting, so no `,`, `<`, `>` or spaces that
+    // mail parsers would read as more recipients); a dotted domain of letters, digits and hyphens.
+    Regex::new(
+        r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$",
+    )
+    .expect("valid regex")
 });
 
 impl Email {
@@ -35,12 +38,14 @@ impl Email {
         if normalised.len() > Self::MAX_LEN {
             return Err(invalid(format!("must be at most {} characters", Self::MAX_LEN)));
         }
-        if !EMAIL.is_match(&normalised) {
-            return Err(invalid("is not a valid email address"));
-        }
         // Mail to non-ASCII addresses needs SMTPUTF8, which SES does not offer.
         if !normalised.is_ascii() {
             return Err(invalid("must be ASCII (internationalised addresses are not supported)"));
+        }
+        if normalised.split('@').next().is_some_and(|local| local.len() > 64) || !EMAIL.is_match(&normalised) {
+            return Err(invalid(
+                "is not a valid email address (the part before @ may hold letters, digits, dots and !#$%&'*+/=?^_`{|}~-)",
+            ));
         }
         Ok(Self(normalised))
     }
@@ -191,27 +196,35 @@ impl fmt::Debug for Password {
 
 /// A search pattern for user listings: a regular expression for the `regex` crate, whose
 /// matching is linear in the input, with a cap on the compiled size so no pattern can stall
-/// the function.
+/// the function. Anyone may list users, so everyone but admins gets a much smaller cap:
+/// nested counted repetitions compile large and are slow on every entry they scan.
 #[derive(Debug, Clone)]
 pub struct Pattern(Regex);
 
+/// Who a pattern is compiled for, which decides how large it may compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternAllowance {
+    Admin,
+    Member,
+}
+
 impl Pattern {
     pub const MAX_LEN: usize = 256;
-    const COMPILED_LIMIT: usize = 256 * 1024;
 
-    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+    pub fn parse(raw: &str, allowance: PatternAllowance) -> Result<Self, InvalidValue> {
         if raw.len() > Self::MAX_LEN {
             return Err(invalid(format!("must be at most {} characters", Self::MAX_LEN)));
         }
-        regex::RegexBuilder::new(raw)
-            .size_limit(Self::COMPILED_LIMIT)
-            .dfa_size_limit(Self::COMPILED_LIMIT)
-            .build()
-            .map(Self)
-            .map_err(|error| match error {
-                regex::Error::CompiledTooBig(_) => invalid("is too complex"),
+        let limit = match allowance {
+            PatternAllowance::Admin => 256 * 1024,
+            PatternAllowance::Member => 128 * 1024,
+        };
+        regex::RegexBuilder::new(raw).size_limit(limit).dfa_size_limit(limit).build().map(Self).map_err(|error| {
+            match error {
+                regex::Error::CompiledTooBig(_) => invalid("is too complex; use a simpler pattern"),
                 _ => invalid("is not a valid regular expression"),
-            })
+            }
+        })
     }
 
     pub fn is_match(&self, text: &str) -> bool {
@@ -279,9 +292,16 @@ impl ImageType {
         }
     }
 
-    /// Whether `start`, the first bytes of a file, are the signature of this format.
+    /// The widest and tallest avatar accepted, in pixels.
+    pub const MAX_DIMENSION: usize = 8192;
+
+    /// Whether `start`, the first bytes of a file, are the signature of this format followed
+    /// by a header that parses, with dimensions from 1 to `MAX_DIMENSION`: a file that only
+    /// begins with a signature (`GIF89a` then HTML) is refused.
     pub fn matches(self, start: &[u8]) -> bool {
-        infer::get(start).is_some_and(|kind| kind.mime_type() == self.content_type())
+        let signed = infer::get(start).is_some_and(|kind| kind.mime_type() == self.content_type());
+        let in_range = |pixels: usize| (1..=Self::MAX_DIMENSION).contains(&pixels);
+        signed && imagesize::blob_size(start).is_ok_and(|size| in_range(size.width) && in_range(size.height))
     }
 }
 
@@ -348,10 +368,20 @@ mod tests {
             "a da@example.com",
             "ada@@example.com",
             "adä@example.com",
+            "victim,attacker@example.com",
+            "<victim>@example.com",
+            "ada.@example.com",
+            ".ada@example.com",
+            "a..da@example.com",
+            "\"ada\"@example.com",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be refused");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+        for raw in ["o'brien+tag@example.com", "a.b-c_d@sub.example.co", "x{y}|z~@example.org"] {
+            assert!(Email::parse(raw).is_ok(), "{raw:?} should be accepted");
+        }
     }
 
     #[test]
@@ -381,10 +411,24 @@ mod tests {
 
     #[test]
     fn patterns_must_compile_small_and_short() {
-        assert!(Pattern::parse("^ada").unwrap().is_match("ada_l"));
-        assert!(Pattern::parse("(").is_err());
-        assert!(Pattern::parse(&"a".repeat(257)).is_err());
-        assert_eq!(Pattern::parse(r"\w{1000}\w{1000}").unwrap_err().0, "is too complex");
+        let member = PatternAllowance::Member;
+        assert!(Pattern::parse("^ada", member).unwrap().is_match("ada_l"));
+        assert!(Pattern::parse("(", member).is_err());
+        assert!(Pattern::parse(&"a".repeat(257), member).is_err());
+        let too_big = r"\w{1000}\w{1000}";
+        assert!(Pattern::parse(too_big, PatternAllowance::Admin).unwrap_err().0.starts_with("is too complex"));
+        // Nested counted repetitions cost ~20 µs per entry scanned: members may not send them.
+        let nested = "(?:(?:.{0,6}){0,6}){0,6}!";
+        assert!(Pattern::parse(nested, member).unwrap_err().0.starts_with("is too complex"));
+    }
+
+    #[test]
+    fn the_documented_case_insensitive_and_unicode_filters_work() {
+        let member = PatternAllowance::Member;
+        assert!(Pattern::parse("(?i)ada", member).unwrap().is_match("ADA_lovelace"));
+        assert!(Pattern::parse(r"^\p{L}+$", member).unwrap().is_match("Zoë"));
+        assert!(!Pattern::parse(r"^\p{L}+$", member).unwrap().is_match("zoe_1"));
+        assert!(Pattern::parse(r"(?i)^émile", member).unwrap().is_match("ÉMILE"));
     }
 
     #[test]
@@ -401,15 +445,27 @@ mod tests {
 
     #[test]
     fn image_types_are_told_by_their_first_bytes_not_their_name() {
-        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
         assert_eq!(ImageType::parse("image/PNG; charset=binary").unwrap(), ImageType::Png);
         assert!(ImageType::parse("image/svg+xml").is_err() && ImageType::parse("text/html").is_err());
         assert!(ImageType::Png.matches(png));
         assert!(!ImageType::Jpeg.matches(png));
         assert!(!ImageType::Png.matches(b"<html>not an image</html>"));
-        assert!(ImageType::Gif.matches(b"GIF89a\x01\0\x01\0"));
-        assert!(ImageType::Jpeg.matches(b"\xff\xd8\xff\xe0\0\x10JFIF"));
-        assert!(ImageType::Webp.matches(b"RIFF\x24\0\0\0WEBPVP8 "));
+        assert!(ImageType::Gif.matches(b"GIF89a\x01\0\x01\0\0\0\0"));
+        let jpeg =
+            b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xc0\0\x11\x08\0\x02\0\x03\x03\x01\x22\0";
+        assert!(ImageType::Jpeg.matches(jpeg));
+        let webp = b"RIFF\x24\0\0\0WEBPVP8L\x18\0\0\0\x2f\x01\0\0\0\x07\x10\x11\x11\x88\x88";
+        assert!(ImageType::Webp.matches(webp));
+    }
+
+    #[test]
+    fn an_image_signature_followed_by_html_is_not_an_image() {
+        assert!(!ImageType::Gif.matches(b"GIF89a<html><script>alert(1)</script></html>"));
+        assert!(!ImageType::Png.matches(b"\x89PNG\r\n\x1a\n<html><body>hi</body></html>"));
+        // A header that parses but claims an absurd size is refused too.
+        let huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\x01\0\0\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+        assert!(!ImageType::Png.matches(huge));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum ErrorCode {
     Conflict,
     ResourceExhausted,
     PayloadTooLarge,
+    /// The body was declared as something other than JSON.
+    UnsupportedMediaType,
+    /// The request did not arrive in time.
+    RequestTimeout,
     Internal,
     Unavailable,
 }
@@ -42,6 +46,8 @@ impl ErrorCode {
             Self::Conflict => (9, "FAILED_PRECONDITION", StatusCode::CONFLICT),
             Self::ResourceExhausted => (8, "RESOURCE_EXHAUSTED", StatusCode::TOO_MANY_REQUESTS),
             Self::PayloadTooLarge => (3, "INVALID_ARGUMENT", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::UnsupportedMediaType => (3, "INVALID_ARGUMENT", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            Self::RequestTimeout => (4, "DEADLINE_EXCEEDED", StatusCode::REQUEST_TIMEOUT),
             Self::Internal => (13, "INTERNAL", StatusCode::INTERNAL_SERVER_ERROR),
             Self::Unavailable => (14, "UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -158,6 +164,9 @@ impl From<AuthError> for ApiError {
             AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),
             AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
             AuthError::PermissionDenied(_) => Self::new(ErrorCode::PermissionDenied, message),
+            AuthError::PatternTooCostly { field } => {
+                Self::invalid_field(field, "is too costly to search with; use a simpler pattern")
+            }
             AuthError::MissingField(field) => Self::invalid_field(field, "is required"),
             AuthError::InvalidUpload(_) => reason(ErrorCode::InvalidArgument, "INVALID_UPLOAD"),
             AuthError::AlreadyExists(field) => Self::new(ErrorCode::AlreadyExists, message)

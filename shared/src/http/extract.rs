@@ -1,12 +1,12 @@
 //! Request extractors that turn bad input into clean, documented errors.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -17,25 +17,33 @@ use crate::service::{Origin, Principal};
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A JSON body whose errors name the offending field.
+/// A JSON body whose errors name the offending field. The body must be declared as JSON
+/// (`415` otherwise: a page on another origin can send `text/plain` without a preflight) and be
+/// exactly one JSON object.
 pub struct JsonBody<T>(pub T);
+
+fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(_) => ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes or could not be read"),
-            ),
-            other => ApiError::new(ErrorCode::InvalidArgument, other.body_text()),
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if !declares_json(request.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the request body must be JSON, sent with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(body_unreadable)?;
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::new(ErrorCode::InvalidArgument, "the request body must be a JSON object"));
         }
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer).map(JsonBody).map_err(|error| {
+        let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
             // serde_json appends " at line L column C"; clients need the field, not the column.
@@ -50,7 +58,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             } else {
                 ApiError::invalid_field(&path, message)
             }
-        })
+        })?;
+        deserializer.end().map_err(|_| {
+            ApiError::new(ErrorCode::InvalidArgument, "the request body must be one JSON object with nothing after it")
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// A body that could not be read: too large, or not sent in time.
+pub fn body_unreadable(rejection: BytesRejection) -> ApiError {
+    let too_large =
+        || ApiError::new(ErrorCode::PayloadTooLarge, format!("the request body is larger than {MAX_BODY_BYTES} bytes"));
+    match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => too_large(),
+        BytesRejection::FailedToBufferBody(_) => {
+            ApiError::new(ErrorCode::RequestTimeout, "the request body did not arrive in time or was cut short")
+        }
+        _ => ApiError::new(ErrorCode::InvalidArgument, "the request body could not be read"),
     }
 }
 
@@ -116,16 +141,46 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
     }
 }
 
-/// Query parameters whose errors are the documented JSON error.
+/// Query parameters whose errors are the documented JSON error, naming the parameter.
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(QueryParams).map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.into_inner().to_string();
+            match missing_field(&message) {
+                Some(field) => ApiError::invalid_field(field, "is required"),
+                None if path == "." => ApiError::new(ErrorCode::InvalidArgument, format!("the query string {message}")),
+                None => ApiError::invalid_field(&path, message),
+            }
+        })
+    }
+}
+
+/// A path parameter, whose errors (invalid UTF-8 after decoding, say) name the parameter.
+pub struct PathParam<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(params)) => Ok(Self(params)),
-            Err(rejection) => Err(ApiError::new(ErrorCode::InvalidArgument, rejection.body_text())),
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => Err(match error.into_kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => ApiError::invalid_field(&key, "is not valid UTF-8"),
+                ErrorKind::ParseErrorAtKey { key, expected_type, .. } => {
+                    ApiError::invalid_field(&key, format!("must be a {expected_type}"))
+                }
+                other => ApiError::new(ErrorCode::InvalidArgument, format!("the path is not valid: {other}")),
+            }),
+            Err(_) => Err(ApiError::new(ErrorCode::Internal, "the route's path parameters are missing")),
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod extract;
 mod handlers;
 pub mod logging;
 pub mod objects;
+#[cfg(feature = "embedded")]
+pub mod server;
 
 use std::sync::Arc;
 
@@ -125,6 +127,7 @@ impl Function {
                 Route::get("/v1/users/me", handlers::me),
                 Route::patch("/v1/users/me", handlers::update_me),
                 Route::delete("/v1/users/me", handlers::delete_me),
+                Route::post("/v1/users/me/email/confirm", handlers::confirm_email_change),
                 Route::get("/v1/auth/status", handlers::status),
                 Route::get("/v1/users", handlers::list_users),
                 Route::get("/v1/users/{id}", handlers::get_user),
@@ -147,6 +150,7 @@ impl Function {
             ],
             Self::Email => vec![
                 Route::post("/v1/auth/email-code", handlers::send_email_code),
+                Route::post("/v1/auth/unlock", handlers::send_unlock_code),
                 Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
                 Route::post("/v1/auth/email/verify", handlers::verify_email),
                 Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),

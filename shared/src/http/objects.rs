@@ -54,5 +54,11 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let bytes = objects.open_download(&key, &query).await?;
     let content_type = infer::get(&bytes).map_or("application/octet-stream", |kind| kind.mime_type());
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    // Served as the image it was checked to be, and as nothing else: no sniffing, no scripts.
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+    ];
+    Ok((headers, bytes).into_response())
 }

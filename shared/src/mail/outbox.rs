@@ -17,7 +17,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(dir: &Path, from: Sender) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_dir(dir)?;
         Ok(Self { dir: dir.to_owned(), from })
     }
 }
@@ -38,11 +38,9 @@ impl Mailer for Outbox {
             .html_body(mail.html.as_str())
             .write_to_vec()
             .map_err(|error| MailError(error.to_string()))?;
-        // Written under a temporary name, then renamed: a reader never sees half a message.
-        let name = format!("{}-{id}.eml", now.unix_timestamp_nanos());
-        let (temporary, path) = (self.dir.join(format!(".{name}.tmp")), self.dir.join(&name));
-        tokio::fs::write(&temporary, message).await.map_err(|error| MailError(error.to_string()))?;
-        tokio::fs::rename(&temporary, &path).await.map_err(|error| MailError(error.to_string()))?;
+        // It carries codes and links: only the server's user may read it.
+        let path = self.dir.join(format!("{}-{id}.eml", now.unix_timestamp_nanos()));
+        crate::private_files::write_atomically(&path, &message).await.map_err(|error| MailError(error.to_string()))?;
         tracing::info!(to = %mail.to.as_str(), subject = %mail.subject, file = %path.display(), "mail written to the outbox");
         Ok(())
     }

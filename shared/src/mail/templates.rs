@@ -17,15 +17,36 @@ pub enum Notice {
     },
     /// Sent to the old address.
     EmailChanged,
+    /// Sent to the current address when a new one is asked for (it is not used until confirmed).
+    EmailChangeRequested,
     IdentityLinked,
     IdentityUnlinked,
 }
 
 /// What a message is about, with the secret it carries, if any.
 pub enum Mail<'a> {
-    EmailCode { code: &'a str, valid_minutes: i64 },
-    PasswordReset { token: &'a str, valid_minutes: i64 },
-    VerifyEmail { token: &'a str, valid_hours: i64 },
+    EmailCode {
+        code: &'a str,
+        valid_minutes: i64,
+    },
+    PasswordReset {
+        token: &'a str,
+        valid_minutes: i64,
+    },
+    VerifyEmail {
+        token: &'a str,
+        valid_hours: i64,
+    },
+    /// Sent to a new address: the link confirms it (signed in as the account).
+    ConfirmEmailChange {
+        token: &'a str,
+        valid_hours: i64,
+    },
+    /// A code that lets the owner sign in past a lockout.
+    Unlock {
+        code: &'a str,
+        valid_minutes: i64,
+    },
     Notice(Notice),
 }
 
@@ -94,6 +115,29 @@ impl Templates {
                     label: "Confirm my email address",
                 }),
             },
+            Mail::ConfirmEmailChange { token, valid_hours } => Draft {
+                subject: format!("Confirm your new email address for {product}"),
+                paragraphs: vec![
+                    format!(
+                        "Somebody asked to make this the address of a {product} account. It becomes the account's address only when you open this link while signed in to that account. The link is valid for {valid_hours} hours."
+                    ),
+                    "If it was not you, ignore this message: nothing changes.".into(),
+                ],
+                highlight: Some(Highlight::Link {
+                    url: format!("{}/confirm-email#token={token}", self.app_url),
+                    label: "Confirm my new email address",
+                }),
+            },
+            Mail::Unlock { code, valid_minutes } => Draft {
+                subject: format!("Your {product} unlock code"),
+                paragraphs: vec![
+                    format!(
+                        "Sign-in to your {product} account is paused after failed attempts. Give this code with your password to sign in now. It is valid for {valid_minutes} minutes and works once."
+                    ),
+                    "If you did not ask for it, someone may be guessing your password: ignore this message, and choose a strong password.".into(),
+                ],
+                highlight: Some(Highlight::Code(code.to_owned())),
+            },
             Mail::Notice(notice) => {
                 let (subject, what) = match notice {
                     Notice::PasswordChanged => {
@@ -116,6 +160,10 @@ impl Templates {
                     Notice::EmailChanged => (
                         "Your email address was changed",
                         "Your account now uses another email address; this one no longer signs in or receives its mail.".to_owned(),
+                    ),
+                    Notice::EmailChangeRequested => (
+                        "A new email address was requested",
+                        "Somebody signed in to your account asked to change its email address. It changes only when the new address is confirmed from the link sent to it. To cancel the change, reset your password: that voids the request and ends every session.".to_owned(),
                     ),
                     Notice::IdentityLinked => (
                         "A sign-in provider was linked",

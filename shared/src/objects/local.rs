@@ -54,7 +54,7 @@ fn signed_text(method: &str, key: &str, expires: i64, content_type: &str, length
 
 impl LocalObjects {
     pub fn new(root: &Path, base_url: impl Into<String>, mac: KeyedMac) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root)?;
+        crate::private_files::create_dir(root)?;
         Ok(Self { root: root.to_owned(), base_url: base_url.into().trim_end_matches('/').to_owned(), mac })
     }
 
@@ -123,20 +123,12 @@ impl LocalObjects {
     }
 }
 
-/// Written under a temporary name, then renamed: a reader never sees half an object.
+/// Written `0600` under a temporary name, then renamed: a reader never sees half an object.
 async fn write_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+        crate::private_files::create_dir(parent)?;
     }
-    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
-    let written = match tokio::fs::write(&temporary, body).await {
-        Ok(()) => tokio::fs::rename(&temporary, path).await,
-        Err(error) => Err(error),
-    };
-    if written.is_err() {
-        let _ = tokio::fs::remove_file(&temporary).await;
-    }
-    written
+    crate::private_files::write_atomically(path, body).await
 }
 
 #[async_trait]

@@ -46,7 +46,7 @@ pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
 pub use sign_ins::{ExchangeGrant, PendingAuthorization, SignInRepo};
 pub use uploads::{PendingUpload, UploadRepo};
-pub use users::{DirectoryEntry, SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
+pub use users::{DirectoryEntry, PreviousEmail, SecondFactors, StoredUser, TotpFactor, UniqueField, UserRepo};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

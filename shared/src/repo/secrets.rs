@@ -13,6 +13,10 @@ pub enum Purpose {
     EmailCode,
     PasswordReset,
     EmailVerification,
+    /// Confirms a new address (the secret's `email`) for the account.
+    EmailChange,
+    /// Lets the owner sign in past a lockout of their login names.
+    Unlock,
 }
 
 impl Purpose {
@@ -21,6 +25,8 @@ impl Purpose {
             Self::EmailCode => "SECRET#EMAIL_CODE",
             Self::PasswordReset => "SECRET#PASSWORD_RESET",
             Self::EmailVerification => "SECRET#EMAIL_VERIFICATION",
+            Self::EmailChange => "SECRET#EMAIL_CHANGE",
+            Self::Unlock => "SECRET#UNLOCK",
         }
     }
 }

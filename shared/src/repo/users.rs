@@ -43,9 +43,20 @@ pub struct StoredUser {
     /// so a login that checked the old password while the change ran cannot keep a session.
     #[serde(default)]
     pub session_epoch: u64,
+    /// Addresses the account had until recently: security notices still go to them, so that
+    /// whoever changed the address cannot hide what they do next from the one it had.
+    #[serde(default)]
+    pub previous_emails: Vec<PreviousEmail>,
     /// Bumped by every update; updates are compare-and-swap on it.
     #[serde(default)]
     pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousEmail {
+    pub email: Email,
+    /// Notices go to it until then (epoch seconds).
+    pub until: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,6 +180,7 @@ impl UserRepo {
             second_factors: SecondFactors::default(),
             avatar_key: None,
             session_epoch: 0,
+            previous_emails: Vec::new(),
             version: 1,
         };
         let mut writes = vec![Write::put(to_item(user_key(user.id), &record)?, Condition::NotExists)];

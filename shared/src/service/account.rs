@@ -11,13 +11,16 @@ use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::domain::{Email, Password, User, UserId};
 use crate::mail::templates::{Mail, Notice};
-use crate::repo::{OneTimeSecret, OneTimeSecretRepo, Purpose, RepoError, StoredUser};
+use crate::repo::{OneTimeSecret, OneTimeSecretRepo, PreviousEmail, Purpose, RepoError, StoredUser};
+use crate::store::Write;
 
 const RESET_VALID_MINUTES: i64 = 30;
 /// A code or link asked for again within this time is not sent again (the first one still
 /// works), so the unauthenticated mail routes cannot be used to flood somebody's inbox.
 const RESEND_AFTER_SECONDS: i64 = 60;
 const VERIFICATION_VALID_HOURS: i64 = 24;
+/// How long an address the account moved away from still receives its security notices.
+pub(super) const PREVIOUS_ADDRESS_DAYS: i64 = 30;
 
 impl AuthService {
     /// Emails a reset link if the address belongs to an active account. Answers the same, in
@@ -28,8 +31,8 @@ impl AuthService {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
             // An account made by a provider sets its first password this way too.
             let Some(address) = stored.user.email.clone().filter(|_| stored.user.is_active()) else { return Ok(()) };
-            let Some(token) = self.issue_link(&stored.user, Purpose::PasswordReset, RESET_VALID_MINUTES * 60).await?
-            else {
+            let purpose = Purpose::PasswordReset;
+            let Some(token) = self.issue_link(&stored.user, &address, purpose, RESET_VALID_MINUTES * 60).await? else {
                 return Ok(());
             };
             let mail = Mail::PasswordReset { token: &token, valid_minutes: RESET_VALID_MINUTES };
@@ -44,21 +47,33 @@ impl AuthService {
     /// Sets a new password with a reset link; ends every session of the account.
     pub async fn reset_password(&self, token: &str, new_password: Password, origin: &Origin) -> Result<(), AuthError> {
         let (mut stored, secret) = self.redeem(token, Purpose::PasswordReset, origin).await?;
+        // A link proves the address it was sent to, and only while it is the account's.
+        if stored.user.email.as_ref() != Some(&secret.email) {
+            return Err(self.failed(origin, AuthError::LinkNotFound).await);
+        }
+        let before = stored.clone();
         stored.password_hash = Some(self.hasher.hash(&new_password).await?);
         // Voids every session at once, including one a concurrent login is creating.
         stored.session_epoch += 1;
-        // The link reached the inbox, which proves the address it was sent to.
-        if stored.user.email.as_ref() == Some(&secret.email) {
-            stored.user.is_email_verified = true;
+        let removed = reclaim(&mut stored);
+        let mut writes = vec![OneTimeSecretRepo::discard(stored.user.id, Purpose::EmailChange)];
+        if removed.totp {
+            writes.extend(self.recovery_codes.replace_all(stored.user.id, &[]).await?);
         }
-        self.save_redeemed(&stored, Purpose::PasswordReset, &secret).await?;
+        self.save_redeemed(&before, &stored, Purpose::PasswordReset, &secret, writes).await?;
         // The new epoch already voided them; deleting them is housekeeping.
         match self.sessions.delete_all(stored.user.id, None).await {
             Ok(ended) => tracing::info!(user_id = %stored.user.id, sessions_ended = ended, "password reset"),
             Err(error) => tracing::warn!(user_id = %stored.user.id, %error, "password reset; old sessions not deleted"),
         }
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user, Notice::PasswordChanged).await;
+        self.notify(&stored, Notice::PasswordChanged).await;
+        if removed.identities {
+            self.notify(&stored, Notice::IdentityUnlinked).await;
+        }
+        if removed.totp {
+            self.notify(&stored, Notice::TotpDisabled).await;
+        }
         Ok(())
     }
 
@@ -79,7 +94,7 @@ impl AuthService {
         self.sessions.restamp(stored.user.id, principal.session_id, stored.session_epoch).await?;
         let ended = self.sessions.delete_all(stored.user.id, Some(principal.session_id)).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user, Notice::PasswordChanged).await;
+        self.notify(&stored, Notice::PasswordChanged).await;
         Ok(ended)
     }
 
@@ -90,9 +105,53 @@ impl AuthService {
             // The address changed after the link was sent; the link proves the old one only.
             return Err(AuthError::LinkNotFound);
         }
+        let before = stored.clone();
         stored.user.is_email_verified = true;
-        self.save_redeemed(&stored, Purpose::EmailVerification, &secret).await?;
+        self.save_redeemed(&before, &stored, Purpose::EmailVerification, &secret, vec![]).await?;
         Ok(stored.user)
+    }
+
+    /// `POST /v1/users/me/email/confirm`: makes the pending address the account's, with the
+    /// link sent to it, by the signed-in owner (a link alone would let whoever receives it
+    /// attach their address to an account someone else controls). The old address keeps
+    /// receiving security notices for `PREVIOUS_ADDRESS_DAYS`.
+    pub async fn confirm_email_change(
+        &self,
+        principal: &Principal,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<User, AuthError> {
+        let (before, secret) = self.redeem(token, Purpose::EmailChange, origin).await?;
+        if before.user.id != principal.user.id || before.user.pending_email.as_ref() != Some(&secret.email) {
+            return Err(self.failed(origin, AuthError::LinkNotFound).await);
+        }
+        let mut after = before.clone();
+        let now = now().unix_timestamp();
+        after.previous_emails.retain(|previous| previous.until > now && previous.email != secret.email);
+        if let Some(old) = after.user.email.replace(secret.email.clone()) {
+            after.previous_emails.push(PreviousEmail { email: old, until: now + PREVIOUS_ADDRESS_DAYS * 86_400 });
+        }
+        after.user.pending_email = None;
+        after.user.is_email_verified = true;
+        // Codes and links sent to the old address stop working with it.
+        let writes = vec![
+            OneTimeSecretRepo::discard(before.user.id, Purpose::PasswordReset),
+            OneTimeSecretRepo::discard(before.user.id, Purpose::EmailCode),
+            OneTimeSecretRepo::discard(before.user.id, Purpose::EmailVerification),
+        ];
+        self.save_redeemed(&before, &after, Purpose::EmailChange, &secret, writes).await?;
+        self.notify(&after, Notice::EmailChanged).await;
+        Ok(after.user)
+    }
+
+    /// Mails the link that confirms `address` as the account's new one.
+    pub(super) async fn send_email_change_link(&self, user: &User, address: &Email) -> Result<(), AuthError> {
+        let valid = VERIFICATION_VALID_HOURS * 3600;
+        if let Some(token) = self.issue_link(user, address, Purpose::EmailChange, valid).await? {
+            let mail = Mail::ConfirmEmailChange { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
+            self.send(address, mail).await?;
+        }
+        Ok(())
     }
 
     /// Sends the caller a new verification link (the previous one stops working).
@@ -108,7 +167,7 @@ impl AuthService {
         let Some(address) = &user.email else {
             return Err(AuthError::FailedPrecondition("the account has no email address"));
         };
-        match self.issue_link(user, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
+        match self.issue_link(user, address, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
             Some(token) => {
                 let mail = Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
                 self.send(address, mail).await
@@ -123,11 +182,12 @@ impl AuthService {
     pub(super) async fn issue_secret(
         &self,
         user: &User,
+        email: &Email,
         purpose: Purpose,
         hash: String,
         valid_seconds: i64,
     ) -> Result<bool, AuthError> {
-        let Some(email) = user.email.clone() else { return Ok(false) };
+        let email = email.clone();
         let now = now().unix_timestamp();
         let previous = self.secrets.get(user.id, purpose).await?;
         let recent =
@@ -148,9 +208,15 @@ impl AuthService {
 
     /// Issues a link secret for `purpose` and returns the token to put in the link; `None`
     /// when `issue_secret` declined.
-    async fn issue_link(&self, user: &User, purpose: Purpose, valid_seconds: i64) -> Result<Option<String>, AuthError> {
+    async fn issue_link(
+        &self,
+        user: &User,
+        email: &Email,
+        purpose: Purpose,
+        valid_seconds: i64,
+    ) -> Result<Option<String>, AuthError> {
         let secret = secrets::generate();
-        let issued = self.issue_secret(user, purpose, secrets::hash(&secret), valid_seconds).await?;
+        let issued = self.issue_secret(user, email, purpose, secrets::hash(&secret), valid_seconds).await?;
         Ok(issued.then(|| format!("{}.{secret}", user.id)))
     }
 
@@ -183,21 +249,50 @@ impl AuthService {
         }
     }
 
-    /// Saves the account change and spends the link secret in one transaction. If that fails,
-    /// either the link was spent meanwhile (`LinkNotFound`) or the account changed (`Aborted`).
+    /// Saves the account change (from `before` to `after`) and spends the link secret in one
+    /// transaction, with `also`. If that fails, either the link was spent meanwhile
+    /// (`LinkNotFound`), the account changed (`Aborted`), or a new address is taken.
     async fn save_redeemed(
         &self,
-        stored: &StoredUser,
+        before: &StoredUser,
+        after: &StoredUser,
         purpose: Purpose,
         secret: &OneTimeSecret,
+        also: Vec<Write>,
     ) -> Result<(), AuthError> {
-        let spend = OneTimeSecretRepo::consume(stored.user.id, purpose, &secret.hash);
-        match self.users.save(stored, vec![spend]).await {
-            Err(RepoError::Conflict) => match self.secrets.get(stored.user.id, purpose).await? {
+        let mut writes = vec![OneTimeSecretRepo::consume(after.user.id, purpose, &secret.hash)];
+        writes.extend(also);
+        match self.users.save_profile(&before.user, after, writes).await {
+            Err(RepoError::Conflict) => match self.secrets.get(after.user.id, purpose).await? {
                 Some(current) if current.hash == secret.hash => Err(AuthError::Aborted),
                 _ => Err(AuthError::LinkNotFound),
             },
             other => Ok(other?),
         }
     }
+}
+
+/// What a password reset took away.
+struct Reclaimed {
+    identities: bool,
+    totp: bool,
+}
+
+/// A reset proves the address and takes the account back from whoever held the password. It
+/// keeps the provider identities that vouch for that same address, and drops the others, as
+/// well as a pending address change; if the address had never been proven, the second factors
+/// set up before it was (by whoever registered it) go too.
+fn reclaim(stored: &mut StoredUser) -> Reclaimed {
+    let address = stored.user.email.clone();
+    let identities_before = stored.user.identities.len();
+    stored.user.identities.retain(|identity| identity.email.is_some() && identity.email == address);
+    let totp = !stored.user.is_email_verified
+        && (stored.second_factors.totp.is_some() || stored.second_factors.totp_pending.is_some());
+    if totp {
+        stored.second_factors.totp = None;
+        stored.second_factors.totp_pending = None;
+    }
+    stored.user.pending_email = None;
+    stored.user.is_email_verified = true;
+    Reclaimed { identities: stored.user.identities.len() != identities_before, totp }
 }

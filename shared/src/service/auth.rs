@@ -110,6 +110,9 @@ pub enum AuthError {
     NoSuchIdentity,
     #[error("this is the only way to sign in to the account: link another provider or set a password first")]
     LastSignInMethod,
+    /// A directory filter that took longer to match than a listing may take.
+    #[error("{field}: is too costly to search with; use a simpler pattern")]
+    PatternTooCostly { field: &'static str },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -142,6 +145,7 @@ impl From<ThrottleError> for AuthError {
     fn from(error: ThrottleError) -> Self {
         match error {
             ThrottleError::Locked(locked) => Self::Throttled { retry_after_seconds: locked.retry_after_seconds },
+            ThrottleError::Contended => Self::Throttled { retry_after_seconds: 1 },
             ThrottleError::Repo(error) => error.into(),
         }
     }
@@ -179,6 +183,8 @@ pub struct Credentials {
     /// The candidate as typed; not policy-checked, since old passwords may predate the policy.
     pub password: String,
     pub second_factor: Option<SecondFactor>,
+    /// A code mailed by `send_unlock_code`: lets the owner past a lock on the login name.
+    pub unlock_code: Option<String>,
 }
 
 /// Where a request came from, for per-address throttling.
@@ -249,6 +255,25 @@ pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// How often a change is re-applied on a fresh read after losing a compare-and-swap.
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// Runs `attempt` until it is done (`Some`) or fails; `None` means it lost a compare-and-swap
+/// to a concurrent change and runs again on a fresh read. Past `CONFLICT_ATTEMPTS` the
+/// request ends with `Aborted` (the client may retry).
+pub(super) async fn retry_on_conflict<T, F, Attempt>(mut attempt: F) -> Result<T, AuthError>
+where
+    F: FnMut() -> Attempt,
+    Attempt: Future<Output = Result<Option<T>, AuthError>>,
+{
+    for _ in 0..CONFLICT_ATTEMPTS {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(AuthError::Aborted)
+}
+
 impl AuthService {
     pub fn new(
         config: Config,
@@ -285,10 +310,20 @@ impl AuthService {
         Sender { name: config.product_name.clone(), address: config.mail_from.clone() }
     }
 
-    pub async fn register(&self, registration: Registration) -> Result<Registered, AuthError> {
+    /// A taken email or phone is `409` (a sign-up form must say so); each one counts as a
+    /// failure of the client address, so addresses cannot be tested for accounts at speed.
+    pub async fn register(&self, registration: Registration, origin: &Origin) -> Result<Registered, AuthError> {
+        if let Some(ip) = origin.ip {
+            self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?;
+        }
         let password_hash = self.hasher.hash(&registration.password).await?;
         let user = User::new_email_user(registration.email, registration.username, registration.phone, now());
-        self.users.create(&user, Some(password_hash), vec![]).await?;
+        match self.users.create(&user, Some(password_hash), vec![]).await {
+            Err(RepoError::Taken(field @ (UniqueField::Email | UniqueField::Phone))) => {
+                return Err(self.failed(origin, AuthError::AlreadyExists(field)).await);
+            }
+            other => other?,
+        }
         tracing::info!(user_id = %user.id, "user registered");
         if let Err(error) = self.send_verification(&user).await {
             tracing::error!(user_id = %user.id, %error, "the verification email could not be sent");
@@ -299,24 +334,72 @@ impl AuthService {
         Ok(Registered::SignedIn(self.start_session(user, 0).await?))
     }
 
+    /// Failures are counted twice: against the login name as typed, whose lock is answered
+    /// with `429` (the same for every name, whether or not it names an account), and against
+    /// the account across all its names, whose lock is enforced silently: the password is not
+    /// checked and the answer is the wrong-password one, with the same work. So a lock earned
+    /// through a username cannot be seen by trying the account's email or phone. The owner
+    /// gets past either lock with a mailed unlock code (`send_unlock_code`); a login that
+    /// carries one takes the uniform response time, so whether it was needed does not show.
     pub async fn login(&self, credentials: Credentials, origin: &Origin) -> Result<TokenPair, AuthError> {
+        match credentials.unlock_code.is_some() {
+            true => self.uniformly(self.check_login(credentials, origin)).await,
+            false => self.check_login(credentials, origin).await,
+        }
+    }
+
+    async fn check_login(&self, credentials: Credentials, origin: &Origin) -> Result<TokenPair, AuthError> {
+        let canonical = secrets::hash(&credentials.identifier.canonical());
+        let name = Subject::LoginName(canonical.clone());
         let found = self.users.find_by_login(&credentials.identifier).await?;
         let account = match &found {
             Some(stored) => Subject::Account(stored.user.id),
-            None => Subject::UnknownLogin(secrets::hash(&credentials.identifier.canonical())),
+            None => Subject::UnknownLogin(canonical),
         };
-        self.guard(&account, origin).await?;
-        // Always one argon2 verification, whether or not the user exists (no timing oracle).
-        let stored_hash = found.as_ref().and_then(|stored| stored.password_hash.clone());
+        let now = now().unix_timestamp();
+        if let Some(ip) = origin.ip {
+            self.throttle.check(&Subject::Address(ip), now).await?;
+        }
+        let mut unlock_code = credentials.unlock_code.as_deref();
+        // An unlock code lifts both locks, once; it is spent by whichever lock needs it first.
+        let mut unlock = async || -> Result<bool, AuthError> {
+            let Some(code) = unlock_code.take() else { return Ok(false) };
+            let accepted = self.accept_unlock_code(found.as_ref(), code).await?;
+            if accepted {
+                self.clear_failures(&name).await;
+                self.clear_failures(&account).await;
+            }
+            Ok(accepted)
+        };
+        match self.throttle.reserve(&name, now).await {
+            Ok(()) => {}
+            Err(ThrottleError::Locked(locked)) => {
+                if !unlock().await? {
+                    let refused = AuthError::Throttled { retry_after_seconds: locked.retry_after_seconds };
+                    return Err(self.failed(origin, refused).await);
+                }
+                self.throttle.reserve(&name, now).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let account_open = match self.throttle.reserve(&account, now).await {
+            Ok(()) => true,
+            Err(ThrottleError::Locked(_)) => unlock().await? && self.throttle.reserve(&account, now).await.is_ok(),
+            Err(error) => return Err(error.into()),
+        };
+        // Always one argon2 verification, whether or not the user exists or is locked (no
+        // timing oracle).
+        let stored_hash = found.as_ref().filter(|_| account_open).and_then(|stored| stored.password_hash.clone());
         let password_matches = self.hasher.verify(credentials.password, stored_hash).await;
         let stored = match found {
-            Some(stored) if password_matches && stored.user.is_active() => stored,
+            Some(stored) if password_matches && account_open && stored.user.is_active() => stored,
             _ => return Err(self.failed(origin, AuthError::InvalidCredentials).await),
         };
         if self.config.require_verified_email && !stored.user.is_email_verified {
             return Err(AuthError::EmailNotVerified);
         }
         let recovery_codes_left = self.check_second_factor(&stored, credentials.second_factor, origin).await?;
+        self.clear_failures(&name).await;
         self.finish_sign_in(stored, recovery_codes_left).await
     }
 
@@ -329,7 +412,7 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         self.clear_failures(&Subject::Account(stored.user.id)).await;
         if let Some(remaining) = recovery_codes_left {
-            self.notify(&stored.user, Notice::RecoveryCodeUsed { remaining }).await;
+            self.notify(&stored, Notice::RecoveryCodeUsed { remaining }).await;
         }
         self.start_session(stored.user, stored.session_epoch).await
     }
@@ -392,12 +475,16 @@ impl AuthService {
 
     /// Counts a failed attempt against the client address and hands back `error`.
     pub(super) async fn failed(&self, origin: &Origin, error: AuthError) -> AuthError {
-        if let Some(ip) = origin.ip
-            && let Err(counting) = self.throttle.record_failure(&Subject::Address(ip), now().unix_timestamp()).await
-        {
-            return counting.into();
+        let Some(ip) = origin.ip else { return error };
+        match self.throttle.record_failure(&Subject::Address(ip), now().unix_timestamp()).await {
+            Ok(()) => error,
+            // Many failures at once from one address: some go uncounted, the answer stays.
+            Err(ThrottleError::Contended) => {
+                tracing::warn!("a failure of a client address was not counted: its counter is contended");
+                error
+            }
+            Err(counting) => counting.into(),
         }
-        error
     }
 
     /// Forgets the failures of a subject after a success. The success already happened, so a
@@ -414,12 +501,18 @@ impl AuthService {
         self.mailer.send(message).await.map_err(|error| AuthError::Unavailable(error.to_string()))
     }
 
-    /// Sends a security notice to the account's address, if it has one. The change it reports
-    /// already happened, so a mail failure is logged rather than turned into an error.
-    pub(super) async fn notify(&self, user: &User, notice: Notice) {
-        let Some(to) = &user.email else { return };
-        if let Err(error) = self.send(to, Mail::Notice(notice)).await {
-            tracing::error!(?notice, %error, "a security notice could not be sent");
+    /// Sends a security notice to the account's address, if it has one, and to the addresses
+    /// it had within the last `PREVIOUS_ADDRESS_DAYS`. The change it reports already happened,
+    /// so a mail failure is logged rather than turned into an error.
+    pub(super) async fn notify(&self, stored: &StoredUser, notice: Notice) {
+        let now = now().unix_timestamp();
+        let recent = stored.previous_emails.iter().filter(|previous| previous.until > now).map(|p| &p.email);
+        let mut addresses: Vec<&Email> = stored.user.email.iter().chain(recent).collect();
+        addresses.dedup();
+        for to in addresses {
+            if let Err(error) = self.send(to, Mail::Notice(notice)).await {
+                tracing::error!(?notice, %error, "a security notice could not be sent");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::auth::{AuthError, AuthService, Principal, now};
 use crate::crypto::secrets;
-use crate::domain::{ImageType, User, UserId};
+use crate::domain::{ImageType, User, UserId, UserStatus};
 use crate::objects::{ObjectError, ObjectStore, UploadTicket};
 use crate::repo::{PendingUpload, RepoError, StoredUser, UploadRepo};
 
@@ -19,8 +19,9 @@ pub const URL_LIFETIME: Duration = Duration::from_secs(300);
 /// Upload URLs one user may hold at once: each lets up to the size limit into the bucket until
 /// the lifecycle rule removes it, so asking for URLs in a loop is refused.
 const MAX_PENDING_UPLOADS: usize = 5;
-/// Enough of a file to tell every allowed image format by its signature.
-const SIGNATURE_BYTES: u64 = 32;
+/// Enough of a file to read every allowed format's header and dimensions (a JPEG's size comes
+/// after its metadata segments, which cameras fill with tens of kilobytes).
+const HEADER_BYTES: u64 = 256 * 1024;
 
 impl From<ObjectError> for AuthError {
     fn from(error: ObjectError) -> Self {
@@ -107,7 +108,7 @@ impl AuthService {
                 Some(format!("{size} bytes were uploaded, not the {} declared", upload.size))
             }
             Some(size) if size > self.config.avatar_max_bytes => Some(format!("{size} bytes is over the limit")),
-            Some(_) if !image.matches(&objects.read_start(&key, SIGNATURE_BYTES).await?) => {
+            Some(_) if !image.matches(&objects.read_start(&key, HEADER_BYTES).await?) => {
                 Some(format!("the file is not a {} image", image.content_type()))
             }
             Some(_) => None,
@@ -156,9 +157,7 @@ impl AuthService {
     pub async fn avatar_url(&self, id: UserId) -> Result<String, AuthError> {
         let objects = self.objects()?;
         match self.users.find_by_id(id).await? {
-            Some(StoredUser { user: User { status, .. }, avatar_key: Some(key), .. })
-                if status == crate::domain::UserStatus::Normal =>
-            {
+            Some(StoredUser { user: User { status: UserStatus::Normal, .. }, avatar_key: Some(key), .. }) => {
                 Ok(objects.presign_download(&key, URL_LIFETIME).await?)
             }
             _ => Err(AuthError::NoAvatar),

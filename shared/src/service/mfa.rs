@@ -2,11 +2,11 @@
 
 use subtle::ConstantTimeEq;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now};
+use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict};
 use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::crypto::totp::{self, Enrollment};
-use crate::domain::{LoginIdentifier, User};
+use crate::domain::{LoginIdentifier, User, UserId};
 use crate::mail::templates::{Mail, Notice};
 use crate::repo::{Purpose, RepoError, StoredUser, TotpFactor};
 
@@ -23,22 +23,62 @@ impl AuthService {
     pub async fn send_email_code(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
         self.uniformly(async {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            let user = &stored.user;
             let uses_codes = stored.second_factors.email_codes || self.config.require_email_codes;
-            let Some(address) = user.email.as_ref().filter(|_| user.is_active() && uses_codes) else { return Ok(()) };
-            let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
-            let hash = self.code_mac.mac(&code, &user.id.to_string());
-            if !self.issue_secret(user, Purpose::EmailCode, hash, EMAIL_CODE_VALID_MINUTES * 60).await? {
-                return Ok(());
-            }
-            let mail = Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES };
-            if let Err(error) = self.send(address, mail).await {
-                // Answering differently would tell the caller that the account exists.
-                tracing::error!(user_id = %user.id, %error, "the email code could not be sent");
+            if uses_codes {
+                self.mail_code(&stored.user, Purpose::EmailCode).await?;
             }
             Ok(())
         })
         .await
+    }
+
+    /// `POST /v1/auth/unlock`: mails an unlock code when the login name or its account is
+    /// locked out. Answers the same, in about the same time, whatever the name.
+    pub async fn send_unlock_code(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
+        self.uniformly(async {
+            let name = Subject::LoginName(secrets::hash(&identifier.canonical()));
+            let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
+            let (now, account) = (now().unix_timestamp(), Subject::Account(stored.user.id));
+            let (name_lock, account_lock) =
+                tokio::join!(self.throttle.check(&name, now), self.throttle.check(&account, now));
+            if name_lock.is_err() || account_lock.is_err() {
+                self.mail_code(&stored.user, Purpose::Unlock).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Mails a fresh six-digit code of `purpose` to an active account with an address (at
+    /// most one a minute). A mail failure is logged: answering differently would tell the
+    /// caller that the account exists.
+    async fn mail_code(&self, user: &User, purpose: Purpose) -> Result<(), AuthError> {
+        let Some(address) = user.email.as_ref().filter(|_| user.is_active()) else { return Ok(()) };
+        let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
+        let hash = self.code_mac.mac(&code, &user.id.to_string());
+        if !self.issue_secret(user, address, purpose, hash, EMAIL_CODE_VALID_MINUTES * 60).await? {
+            return Ok(());
+        }
+        let mail = match purpose {
+            Purpose::Unlock => Mail::Unlock { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES },
+            _ => Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES },
+        };
+        if let Err(error) = self.send(address, mail).await {
+            tracing::error!(user_id = %user.id, %error, "a mailed code could not be sent");
+        }
+        Ok(())
+    }
+
+    /// Whether `code` is the account's live unlock code (spent if so). An unknown account
+    /// reads a record too, so both take the same work.
+    pub(super) async fn accept_unlock_code(&self, stored: Option<&StoredUser>, code: &str) -> Result<bool, AuthError> {
+        match stored {
+            Some(stored) => self.accept_mailed_code(&stored.user, Purpose::Unlock, code).await,
+            None => {
+                self.secrets.get(UserId(uuid::Uuid::nil()), Purpose::Unlock).await?;
+                Ok(false)
+            }
+        }
     }
 
     /// Step one of TOTP: a fresh secret for the authenticator app, inactive until verified.
@@ -90,7 +130,7 @@ impl AuthService {
         stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
         self.users.save(&stored, writes).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user, Notice::TotpEnabled).await;
+        self.notify(&stored, Notice::TotpEnabled).await;
         Ok(codes)
     }
 
@@ -117,31 +157,57 @@ impl AuthService {
         stored.second_factors.totp_pending = None;
         self.users.save(&stored, writes).await?;
         self.succeeded(&stored.user).await;
-        self.notify(&stored.user, Notice::TotpDisabled).await;
+        self.notify(&stored, Notice::TotpDisabled).await;
         Ok(())
     }
 
-    /// Turns email codes at sign-in on or off for the caller; needs the password.
+    /// Turns email codes at sign-in on or off for the caller; needs the password, and to turn
+    /// them off also a fresh code (mailed, or from the authenticator app), as for TOTP: the
+    /// password alone must not remove a factor.
     pub async fn set_email_codes(
         &self,
         principal: &Principal,
         enabled: bool,
         password: String,
+        proof: Option<SecondFactor>,
         origin: &Origin,
     ) -> Result<(), AuthError> {
-        let mut stored = self.check_password(self.stored(principal).await?, password, "password", origin).await?;
+        let stored = self.check_password(self.stored(principal).await?, password, "password", origin).await?;
         if enabled && stored.user.email.is_none() {
             return Err(AuthError::FailedPrecondition("the account has no email address to send codes to"));
         }
         let changed = stored.second_factors.email_codes != enabled;
-        stored.second_factors.email_codes = enabled;
+        if changed && !enabled {
+            let proven = match proof {
+                Some(SecondFactor::EmailCode(code)) => {
+                    self.accept_mailed_code(&stored.user, Purpose::EmailCode, &code).await?.then_some(())
+                }
+                Some(SecondFactor::Totp(code)) if stored.second_factors.totp.is_some() => {
+                    self.accept_totp(&stored, &code).await?.then_some(())
+                }
+                _ => return Err(AuthError::MissingField("email_code")),
+            };
+            if proven.is_none() {
+                return Err(self.failed(origin, AuthError::Incorrect { field: "email_code" }).await);
+            }
+        }
         if changed {
-            self.users.save(&stored, vec![]).await?;
+            // Re-applied on a fresh read: accepting a TOTP code advanced the stored record.
+            retry_on_conflict(|| async move {
+                let mut current = self.stored(principal).await?;
+                current.second_factors.email_codes = enabled;
+                match self.users.save(&current, vec![]).await {
+                    Ok(()) => Ok(Some(())),
+                    Err(RepoError::Conflict) => Ok(None),
+                    Err(error) => Err(error.into()),
+                }
+            })
+            .await?;
         }
         self.succeeded(&stored.user).await;
         if changed {
             let notice = if enabled { Notice::EmailCodesEnabled } else { Notice::EmailCodesDisabled };
-            self.notify(&stored.user, notice).await;
+            self.notify(&stored, notice).await;
         }
         Ok(())
     }
@@ -170,7 +236,9 @@ impl AuthService {
         }
         let accepted = match factor {
             Some(SecondFactor::Totp(code)) if totp => self.accept_totp(stored, &code).await?,
-            Some(SecondFactor::EmailCode(code)) if email => self.accept_email_code(&stored.user, &code).await?,
+            Some(SecondFactor::EmailCode(code)) if email => {
+                self.accept_mailed_code(&stored.user, Purpose::EmailCode, &code).await?
+            }
             Some(SecondFactor::RecoveryCode(code)) if totp => {
                 let hash = secrets::hash(&secrets::normalize_recovery_code(&code));
                 if self.recovery_codes.consume(stored.user.id, &hash).await? {
@@ -219,26 +287,30 @@ impl AuthService {
         Err(AuthError::Aborted)
     }
 
-    /// A code is good until it is used, expires, or has taken five wrong guesses (it then
-    /// stays burned until it expires, so asking for a new one still waits out the minute).
-    async fn accept_email_code(&self, user: &User, code: &str) -> Result<bool, AuthError> {
-        let presented = self.code_mac.mac(code.trim(), &user.id.to_string());
-        for _ in 0..3 {
-            let Some(secret) = self.secrets.get(user.id, Purpose::EmailCode).await? else { return Ok(false) };
+    /// A mailed code is good until it is used, expires, or has taken five wrong guesses (it
+    /// then stays burned until it expires, so asking for a new one still waits out the minute).
+    async fn accept_mailed_code(&self, user: &User, purpose: Purpose, code: &str) -> Result<bool, AuthError> {
+        let presented = &self.code_mac.mac(code.trim(), &user.id.to_string());
+        let accepted = retry_on_conflict(|| async move {
+            let Some(secret) = self.secrets.get(user.id, purpose).await? else { return Ok(Some(false)) };
             if secret.expires_at <= now().unix_timestamp() || secret.attempts >= EMAIL_CODE_MAX_WRONG_GUESSES {
-                return Ok(false);
+                return Ok(Some(false));
             }
             if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
-                return Ok(self.secrets.spend(user.id, Purpose::EmailCode, &secret.hash).await?);
+                return Ok(Some(self.secrets.spend(user.id, purpose, &secret.hash).await?));
             }
-            match self.secrets.record_wrong_guess(user.id, Purpose::EmailCode, &secret).await {
-                Ok(()) => return Ok(false),
+            match self.secrets.record_wrong_guess(user.id, purpose, &secret).await {
+                Ok(()) => Ok(Some(false)),
                 // Another guess was counted first: count this one on top of it.
-                Err(RepoError::Conflict) => continue,
-                Err(error) => return Err(error.into()),
+                Err(RepoError::Conflict) => Ok(None),
+                Err(error) => Err(error.into()),
             }
+        })
+        .await;
+        match accepted {
+            Err(AuthError::Aborted) => Ok(false),
+            other => other,
         }
-        Ok(false)
     }
 
     fn open_totp_secret(&self, user: &User, sealed: &str) -> Result<Vec<u8>, AuthError> {

@@ -121,9 +121,11 @@ impl AuthService {
     pub async fn finish_authorization(
         &self,
         provider: &ProviderName,
-        state: &str,
+        state: Option<&str>,
         code: Option<&str>,
     ) -> Result<CallbackOutcome, AuthError> {
+        self.providers.get(provider)?;
+        let state = state.filter(|state| !state.is_empty()).ok_or(AuthError::InvalidState)?;
         let pending = match self.sign_ins.take_authorization(&secrets::hash(state)).await? {
             Some(pending) if pending.provider == *provider && pending.expires_at > now().unix_timestamp() => pending,
             _ => return Err(AuthError::InvalidState),
@@ -202,7 +204,7 @@ impl AuthService {
             match self.users.save_profile(&before.user, &after, vec![]).await {
                 Ok(()) => {
                     tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider linked");
-                    self.notify(&after.user, Notice::IdentityLinked).await;
+                    self.notify(&after, Notice::IdentityLinked).await;
                     return Ok((identity, true));
                 }
                 // Changed meanwhile: apply the link to the account as it is now.
@@ -241,7 +243,7 @@ impl AuthService {
             match self.users.save_profile(&before.user, &after, vec![]).await {
                 Ok(()) => {
                     tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider unlinked");
-                    self.notify(&after.user, Notice::IdentityUnlinked).await;
+                    self.notify(&after, Notice::IdentityUnlinked).await;
                     return Ok(());
                 }
                 Err(RepoError::Conflict) => continue,

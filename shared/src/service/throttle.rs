@@ -12,14 +12,17 @@ use crate::repo::{CounterRepo, FailureCounter, RepoError};
 
 const WINDOW_SECONDS: i64 = 3600;
 const MAX_DELAY_SECONDS: i64 = 15 * 60;
-/// A compare-and-swap that keeps losing means heavy contention on one counter; the attempt
-/// is then refused rather than let through uncounted.
+/// A compare-and-swap that keeps losing means heavy contention on one counter; an attempt
+/// to reserve is then refused rather than let through uncounted.
 const SWAP_ATTEMPTS: usize = 16;
 
 /// Who a failure is counted against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     Account(UserId),
+    /// A login name as typed (the hash of its canonical form), whether or not it names an
+    /// account: its lock is the one a login shows.
+    LoginName(String),
     /// A login name that matches no account: counted like an account, so that lockout
     /// behaves the same whether or not the account exists.
     UnknownLogin(String),
@@ -30,6 +33,7 @@ impl Subject {
     fn key(&self) -> String {
         match self {
             Self::Account(id) => format!("ACCOUNT#{id}"),
+            Self::LoginName(hash) => format!("NAME#{hash}"),
             Self::UnknownLogin(hash) => format!("LOGIN#{hash}"),
             // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
             Self::Address(address) => Self::address_key(address.to_canonical()),
@@ -64,6 +68,9 @@ pub struct Locked {
 pub enum ThrottleError {
     #[error("too many failed attempts")]
     Locked(Locked),
+    /// The counter kept changing under this update (many attempts at once on one subject).
+    #[error("the failure counter is contended")]
+    Contended,
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -130,7 +137,11 @@ impl Throttle {
     /// Refuses when `subject` is locked out; otherwise counts this attempt as a failure until
     /// `clear` says it succeeded.
     pub async fn reserve(&self, subject: &Subject, now: i64) -> Result<(), ThrottleError> {
-        self.bump(subject, now, true).await
+        match self.bump(subject, now, true).await {
+            // An attempt that cannot be counted is not made.
+            Err(ThrottleError::Contended) => Err(ThrottleError::Locked(Locked { retry_after_seconds: 1 })),
+            other => other,
+        }
     }
 
     /// Counts a failure (of an attempt that was allowed by `check`).
@@ -156,7 +167,7 @@ impl Throttle {
                 other => return Ok(other?),
             }
         }
-        Err(ThrottleError::Locked(Locked { retry_after_seconds: 1 }))
+        Err(ThrottleError::Contended)
     }
 }
 

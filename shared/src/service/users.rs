@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, now};
+use super::auth::{AuthError, AuthService, Origin, Principal, now, retry_on_conflict};
+use super::throttle::Subject;
 use crate::crypto::passwords::PasswordHasher;
 use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
 use crate::mail::templates::Notice;
-use crate::repo::{DirectoryEntry, OneTimeSecretRepo, Purpose, RepoError, StoredUser, UserRepo};
+use crate::repo::{DirectoryEntry, RepoError, StoredUser, UniqueField, UserRepo};
 use crate::store::Write;
 
 /// How a field of a partial update changes.
@@ -102,6 +103,9 @@ impl DirectoryCache {
     }
 }
 
+/// The most time one listing may spend matching its filters against the directory.
+const FILTER_BUDGET: Duration = Duration::from_millis(500);
+
 /// Counted by the admin count: an active account with the admin role.
 fn counts_as_admin(user: &User) -> bool {
     user.is_admin() && user.is_active()
@@ -158,8 +162,10 @@ impl AuthService {
     }
 
     /// `PATCH /v1/users/me`. Unique values are swapped atomically (a taken one is `409` and
-    /// changes nothing); a new email is unverified, needs the current password (ASVS 5.0
-    /// 7.5.1) and is sent a verification link.
+    /// changes nothing). A new email needs the current password (ASVS 5.0 7.5.1) and is only
+    /// *pending*: the account keeps its address (and that address its mail) until the link
+    /// sent to the new one is used by the signed-in owner, so nobody can hold an address they
+    /// cannot read.
     pub async fn update_profile(
         &self,
         principal: &Principal,
@@ -167,13 +173,14 @@ impl AuthService {
         current_password: Option<String>,
         origin: &Origin,
     ) -> Result<User, AuthError> {
-        let email_changes = changes.email.as_ref().is_some_and(|email| Some(email) != principal.user.email.as_ref());
-        if email_changes {
+        let new_email = changes.email.clone().filter(|email| Some(email) != principal.user.email.as_ref());
+        if new_email.is_some() {
             self.reauthenticate(principal, self.stored(principal).await?, current_password, origin).await?;
         }
         // Re-applied on a fresh read when something else changed the account meanwhile (a
         // TOTP sign-in, a verification): only a taken value ends it.
-        for _ in 0..5 {
+        let (changes, email) = (&changes, &new_email);
+        let (before, after) = retry_on_conflict(|| async move {
             let before = self.stored(principal).await?;
             let mut after = before.clone();
             let user = &mut after.user;
@@ -182,29 +189,40 @@ impl AuthService {
             if let Some(extra) = &changes.extra {
                 user.extra = extra.clone().into_inner();
             }
-            let mut also = Vec::new();
-            if let Some(email) = changes.email.clone().filter(|email| Some(email) != before.user.email.as_ref()) {
-                user.email = Some(email);
-                user.is_email_verified = false;
-                // Codes and links sent to the old address stop working with it.
-                also.push(OneTimeSecretRepo::discard(before.user.id, Purpose::PasswordReset));
-                also.push(OneTimeSecretRepo::discard(before.user.id, Purpose::EmailCode));
+            if email.is_some() {
+                user.pending_email = email.clone();
             }
-            match self.users.save_profile(&before.user, &after, also).await {
-                Err(RepoError::Conflict) => continue,
-                Err(error) => return Err(error.into()),
-                Ok(()) => {}
+            match self.users.save_profile(&before.user, &after, vec![]).await {
+                Ok(()) => Ok(Some((before, after))),
+                Err(RepoError::Conflict) => Ok(None),
+                Err(RepoError::Taken(field)) => Err(self.taken(field, principal, origin).await),
+                Err(error) => Err(error.into()),
             }
-            if before.user.email != after.user.email {
-                self.succeeded(&after.user).await;
-                self.notify(&before.user, Notice::EmailChanged).await;
-                if let Err(error) = self.send_verification(&after.user).await {
-                    tracing::error!(user_id = %after.user.id, %error, "the verification email could not be sent");
-                }
+        })
+        .await?;
+        if let Some(address) = &new_email {
+            self.succeeded(&after.user).await;
+            self.notify(&before, Notice::EmailChangeRequested).await;
+            if let Err(error) = self.send_email_change_link(&after.user, address).await {
+                tracing::error!(user_id = %after.user.id, %error, "the email change link could not be sent");
             }
-            return Ok(after.user);
         }
-        Err(AuthError::Aborted)
+        Ok(after.user)
+    }
+
+    /// A unique value that belongs to another account. Phone numbers are private, so a `409`
+    /// for one is counted like a failed login (against the caller and the client address):
+    /// nobody can try numbers at speed to find whose they are.
+    async fn taken(&self, field: UniqueField, principal: &Principal, origin: &Origin) -> AuthError {
+        if field == UniqueField::Phone
+            && let Err(locked) = self.guard(&Subject::Account(principal.user.id), origin).await
+        {
+            return locked;
+        }
+        match field {
+            UniqueField::Phone => self.failed(origin, AuthError::AlreadyExists(field)).await,
+            _ => AuthError::AlreadyExists(field),
+        }
     }
 
     /// `DELETE /v1/users/me`: the account is withdrawn, its sessions end, and its email,
@@ -273,24 +291,37 @@ impl AuthService {
             return Err(AuthError::PermissionDenied("only admins may filter by email"));
         }
         let entries = self.directory.entries(&self.users).await?;
-        let matching: Vec<&DirectoryEntry> = entries
-            .iter()
-            .filter(|entry| admin || entry.status == UserStatus::Normal)
-            .filter(|entry| {
-                let name = entry.username.as_ref().map_or("", |username| username.as_str());
-                query.name.as_ref().is_none_or(|pattern| pattern.is_match(name))
-            })
-            .filter(|entry| {
-                query
-                    .email
-                    .as_ref()
-                    .is_none_or(|pattern| pattern.is_match(entry.email.as_ref().map_or("", Email::as_str)))
-            })
-            .collect();
+        // Matching is CPU work that grows with the directory: it runs on a blocking thread,
+        // within a time budget, so no pattern can hold an async worker for long.
+        let (name, email) = (query.name.clone(), query.email.clone());
+        let matching = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut matching = Vec::new();
+            for (scanned, entry) in entries.iter().enumerate() {
+                if scanned % 1024 == 1023 && started.elapsed() > FILTER_BUDGET {
+                    return None;
+                }
+                let visible = admin || entry.status == UserStatus::Normal;
+                let username = entry.username.as_ref().map_or("", |username| username.as_str());
+                let address = entry.email.as_ref().map_or("", Email::as_str);
+                if visible
+                    && name.as_ref().is_none_or(|pattern| pattern.is_match(username))
+                    && email.as_ref().is_none_or(|pattern| pattern.is_match(address))
+                {
+                    matching.push(entry.id);
+                }
+            }
+            Some(matching)
+        })
+        .await
+        .map_err(|error| AuthError::Internal(error.to_string()))?
+        .ok_or(AuthError::PatternTooCostly {
+            field: if query.name.is_some() { "filter_name" } else { "filter_email" },
+        })?;
         let total_count = matching.len();
         let page = matching.into_iter().skip((query.page - 1) * query.size).take(query.size);
         // The directory may be seconds old; the records of the page are read now.
-        let records = futures::future::join_all(page.map(|entry| self.users.find_by_id(entry.id))).await;
+        let records = futures::future::join_all(page.map(|id| self.users.find_by_id(id))).await;
         let mut users = Vec::new();
         for stored in records {
             match stored? {

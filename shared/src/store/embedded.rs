@@ -41,7 +41,10 @@ impl EmbeddedStore {
             txn.open_table(ITEMS)?;
             Ok(txn.commit()?)
         };
-        init().map_err(|source| OpenError::Other { path: shown, source })?;
+        init().map_err(|source| OpenError::Other { path: shown.clone(), source })?;
+        // Password hashes and sealed secrets: only the server's user may read the file.
+        crate::private_files::restrict(path)
+            .map_err(|error| OpenError::Other { path: shown, source: redb::StorageError::Io(error).into() })?;
         Ok(Self { db: Arc::new(db) })
     }
 

@@ -76,6 +76,17 @@ pub async fn verify_email(
     Ok(Json(json!({ "success": true, "user": user })))
 }
 
+/// `POST /v1/users/me/email/confirm`: the link sent to a new address, used while signed in.
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    ClientOrigin(origin): ClientOrigin,
+    JsonBody(request): JsonBody<VerifyEmailRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let user = state.auth.confirm_email_change(&principal, non_empty("token", &request.token)?, &origin).await?;
+    Ok(Json(json!({ "success": true, "user": user })))
+}
+
 pub async fn resend_verification(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,7 +12,7 @@ use super::non_empty;
 use crate::domain::{ImageType, UserId};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{Authenticated, JsonBody};
+use crate::http::extract::{Authenticated, JsonBody, PathParam};
 use crate::service::AuthError;
 
 /// API Gateway hands Lambda a binary body base64-encoded, in at most 6 MB: 4 MiB of image
@@ -100,7 +100,7 @@ pub async fn remove(
 pub async fn view(
     State(state): State<AppState>,
     Authenticated(_): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = UserId::parse(&id).ok_or(AuthError::NoAvatar)?;
     Ok(Json(json!({ "url": state.auth.avatar_url(id).await? })))

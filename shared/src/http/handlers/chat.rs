@@ -1,7 +1,7 @@
 //! Conversations over REST, and the tickets that open a chat WebSocket.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::domain::{ConversationId, MessageId, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{Authenticated, JsonBody, QueryParams};
+use crate::http::extract::{Authenticated, JsonBody, PathParam, QueryParams};
 use crate::service::{AuthError, ConversationList, ConversationMessages, ConversationView};
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -55,7 +55,7 @@ pub struct MessagesQuery {
 pub async fn messages(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<MessagesQuery>,
 ) -> Result<Json<ConversationMessages>, ApiError> {
     let id = ConversationId::parse(&id).ok_or(AuthError::NoSuchConversation)?;

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PasswordConfirmation, one_identifier, six_digits, typed_password};
-use crate::domain::{Email, Username};
+use super::{PasswordConfirmation, one_identifier, second_factor, six_digits, typed_password};
+use crate::domain::{Email, Phone, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody};
@@ -78,6 +78,9 @@ pub async fn disable_totp(
 pub struct EmailCodesSetting {
     enabled: bool,
     password: String,
+    /// Turning codes off needs a fresh one (from `POST /v1/auth/email-code`), or a TOTP code.
+    email_code: Option<String>,
+    totp_code: Option<String>,
 }
 
 pub async fn set_email_codes(
@@ -87,6 +90,25 @@ pub async fn set_email_codes(
     JsonBody(request): JsonBody<EmailCodesSetting>,
 ) -> Result<Json<Value>, ApiError> {
     let password = typed_password("password", request.password)?;
-    state.auth.set_email_codes(&principal, request.enabled, password, &origin).await?;
+    let proof = second_factor(request.totp_code, None, request.email_code)?;
+    state.auth.set_email_codes(&principal, request.enabled, password, proof, &origin).await?;
     Ok(Json(json!({ "success": true, "email_codes_enabled": request.enabled })))
+}
+
+/// `202` whatever the name: the answer never tells whether it exists or is locked.
+pub async fn send_unlock_code(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<UnlockRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let identifier = one_identifier(request.email, request.username, request.phone)?;
+    state.auth.send_unlock_code(identifier).await?;
+    let message = "if this names an account whose sign-in is locked, an unlock code was sent to its email address";
+    Ok((StatusCode::ACCEPTED, Json(json!({ "success": true, "message": message }))))
+}
+
+#[derive(Deserialize)]
+pub struct UnlockRequest {
+    email: Option<Email>,
+    username: Option<Username>,
+    phone: Option<Phone>,
 }

@@ -7,8 +7,10 @@ mod mfa;
 pub mod oauth;
 mod users;
 
-pub use account::{change_password, forgot_password, resend_verification, reset_password, verify_email};
-pub use mfa::{disable_totp, enable_totp, send_email_code, set_email_codes, verify_totp};
+pub use account::{
+    change_password, confirm_email_change, forgot_password, resend_verification, reset_password, verify_email,
+};
+pub use mfa::{disable_totp, enable_totp, send_email_code, send_unlock_code, set_email_codes, verify_totp};
 pub use users::{
     add_friend, administer_user, delete_me, delete_user, get_user, list_friends, list_users, remove_friend, update_me,
 };
@@ -57,12 +59,13 @@ pub struct RegisterRequest {
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let password = new_password(&state, "password", request.password)?;
     let registration =
         Registration { email: request.email, password, username: request.username, phone: request.phone };
-    let body = match state.auth.register(registration).await? {
+    let body = match state.auth.register(registration, &origin).await? {
         Registered::SignedIn(pair) => json!(TokenResponse::from(pair)),
         Registered::VerificationRequired(user) => json!({ "user": user, "verification_required": true }),
     };
@@ -126,32 +129,29 @@ fn one_identifier(
     }
 }
 
-/// The second factor fields of every sign-in request (login, provider sign-in, exchange).
-#[derive(Deserialize)]
-pub struct SecondFactorFields {
+/// The second factor of a sign-in request (login, provider sign-in, exchange): at most one
+/// of `totp_code`, `recovery_code` and `email_code`. (Listed in each request rather than
+/// flattened, so that a wrong type is reported with its field name.)
+fn second_factor(
     totp_code: Option<String>,
     recovery_code: Option<String>,
     email_code: Option<String>,
-}
-
-impl SecondFactorFields {
-    fn parse(self) -> Result<Option<SecondFactor>, ApiError> {
-        Ok(match (self.totp_code, self.recovery_code, self.email_code) {
-            (None, None, None) => None,
-            (Some(code), None, None) => Some(SecondFactor::Totp(six_digits("totp_code", &code)?)),
-            (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => {
-                Some(SecondFactor::RecoveryCode(code))
-            }
-            (None, Some(_), None) => return Err(ApiError::invalid_field("recovery_code", "must be a recovery code")),
-            (None, None, Some(code)) => Some(SecondFactor::EmailCode(six_digits("email_code", &code)?)),
-            _ => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidArgument,
-                    "give at most one of totp_code, recovery_code or email_code",
-                ));
-            }
-        })
-    }
+) -> Result<Option<SecondFactor>, ApiError> {
+    Ok(match (totp_code, recovery_code, email_code) {
+        (None, None, None) => None,
+        (Some(code), None, None) => Some(SecondFactor::Totp(six_digits("totp_code", &code)?)),
+        (None, Some(code), None) if !code.trim().is_empty() && code.len() <= 64 => {
+            Some(SecondFactor::RecoveryCode(code))
+        }
+        (None, Some(_), None) => return Err(ApiError::invalid_field("recovery_code", "must be a recovery code")),
+        (None, None, Some(code)) => Some(SecondFactor::EmailCode(six_digits("email_code", &code)?)),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
+                "give at most one of totp_code, recovery_code or email_code",
+            ));
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -160,8 +160,11 @@ pub struct LoginRequest {
     username: Option<Username>,
     phone: Option<Phone>,
     password: String,
-    #[serde(flatten)]
-    second_factor: SecondFactorFields,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+    email_code: Option<String>,
+    /// A code from `POST /v1/auth/unlock`: signs in past a lock on this login name.
+    unlock_code: Option<String>,
 }
 
 pub async fn login(
@@ -171,8 +174,9 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let identifier = one_identifier(request.email, request.username, request.phone)?;
     let password = typed_password("password", request.password)?;
-    let second_factor = request.second_factor.parse()?;
-    let pair = state.auth.login(Credentials { identifier, password, second_factor }, &origin).await?;
+    let second_factor = second_factor(request.totp_code, request.recovery_code, request.email_code)?;
+    let unlock_code = request.unlock_code.map(|code| six_digits("unlock_code", &code)).transpose()?;
+    let pair = state.auth.login(Credentials { identifier, password, second_factor, unlock_code }, &origin).await?;
     Ok(Json(pair.into()))
 }
 

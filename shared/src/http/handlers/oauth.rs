@@ -1,17 +1,17 @@
 //! Third-party sign-in and linked identities.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{SecondFactorFields, TokenResponse, non_empty, typed_password};
+use super::{TokenResponse, non_empty, second_factor, typed_password};
 use crate::domain::ProviderName;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, QueryParams};
+use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::oauth::ProviderToken;
 use crate::service::{AuthError, CallbackOutcome, ProviderSignIn};
 
@@ -20,35 +20,32 @@ fn provider(raw: &str) -> Result<ProviderName, ApiError> {
     ProviderName::parse(raw).map_err(|_| AuthError::NoSuchProvider.into())
 }
 
-/// A provider token as a client sends it: exactly one of `id_token` and `access_token`.
-#[derive(Deserialize)]
-pub struct ProviderTokenFields {
+/// A provider token as a client sends it: exactly one of `id_token` and `access_token`, and
+/// with an ID token the nonce the client put in its request, checked against the token's.
+fn provider_token(
     id_token: Option<String>,
     access_token: Option<String>,
-    /// The nonce the client put in its ID token request, checked against the token's.
     nonce: Option<String>,
-}
-
-impl ProviderTokenFields {
-    fn parse(self) -> Result<ProviderToken, ApiError> {
-        match (self.id_token, self.access_token, self.nonce) {
-            (Some(token), None, nonce) => Ok(ProviderToken::IdToken {
-                token: non_empty("id_token", &token)?.to_owned(),
-                nonce: nonce.map(|nonce| non_empty("nonce", &nonce).map(str::to_owned)).transpose()?,
-            }),
-            (None, Some(token), None) => Ok(ProviderToken::AccessToken(non_empty("access_token", &token)?.to_owned())),
-            (None, Some(_), Some(_)) => Err(ApiError::invalid_field("nonce", "goes with an id_token only")),
-            _ => Err(ApiError::new(ErrorCode::InvalidArgument, "give exactly one of id_token or access_token")),
-        }
+) -> Result<ProviderToken, ApiError> {
+    match (id_token, access_token, nonce) {
+        (Some(token), None, nonce) => Ok(ProviderToken::IdToken {
+            token: non_empty("id_token", &token)?.to_owned(),
+            nonce: nonce.map(|nonce| non_empty("nonce", &nonce).map(str::to_owned)).transpose()?,
+        }),
+        (None, Some(token), None) => Ok(ProviderToken::AccessToken(non_empty("access_token", &token)?.to_owned())),
+        (None, Some(_), Some(_)) => Err(ApiError::invalid_field("nonce", "goes with an id_token only")),
+        _ => Err(ApiError::new(ErrorCode::InvalidArgument, "give exactly one of id_token or access_token")),
     }
 }
 
 #[derive(Deserialize)]
 pub struct ProviderSignInRequest {
-    #[serde(flatten)]
-    token: ProviderTokenFields,
-    #[serde(flatten)]
-    second_factor: SecondFactorFields,
+    id_token: Option<String>,
+    access_token: Option<String>,
+    nonce: Option<String>,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+    email_code: Option<String>,
 }
 
 /// `201` when the sign-in created the account, `200` otherwise.
@@ -59,12 +56,13 @@ fn signed_in(sign_in: ProviderSignIn) -> (StatusCode, Json<TokenResponse>) {
 
 pub async fn sign_in(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<ProviderSignInRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let provider = provider(&name)?;
-    let (token, second_factor) = (request.token.parse()?, request.second_factor.parse()?);
+    let token = provider_token(request.id_token, request.access_token, request.nonce)?;
+    let second_factor = second_factor(request.totp_code, request.recovery_code, request.email_code)?;
     Ok(signed_in(state.auth.sign_in_with_provider(&provider, token, second_factor, &origin).await?))
 }
 
@@ -78,7 +76,7 @@ pub struct AuthorizeQuery {
 
 pub async fn authorize(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<AuthorizeQuery>,
 ) -> Result<Response, ApiError> {
@@ -101,21 +99,21 @@ pub struct CallbackQuery {
 
 pub async fn callback(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     QueryParams(query): QueryParams<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let provider = provider(&name)?;
-    let flow_state = query.state.as_deref().filter(|s| !s.is_empty()).ok_or(AuthError::InvalidState)?;
     let code = query.code.as_deref().filter(|code| !code.is_empty() && query.error.is_none());
-    let outcome = state.auth.finish_authorization(&provider, flow_state, code).await?;
+    let outcome = state.auth.finish_authorization(&provider, query.state.as_deref(), code).await?;
     Ok(found(&app_redirect(outcome)?))
 }
 
 #[derive(Deserialize)]
 pub struct ExchangeRequest {
     code: String,
-    #[serde(flatten)]
-    second_factor: SecondFactorFields,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+    email_code: Option<String>,
 }
 
 pub async fn exchange(
@@ -124,7 +122,7 @@ pub async fn exchange(
     JsonBody(request): JsonBody<ExchangeRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let code = non_empty("code", &request.code)?;
-    let second_factor = request.second_factor.parse()?;
+    let second_factor = second_factor(request.totp_code, request.recovery_code, request.email_code)?;
     Ok(signed_in(state.auth.exchange_sign_in_code(code, second_factor, &origin).await?))
 }
 
@@ -138,29 +136,30 @@ pub async fn list_identities(
 
 #[derive(Deserialize)]
 pub struct LinkRequest {
-    #[serde(flatten)]
-    token: ProviderTokenFields,
+    id_token: Option<String>,
+    access_token: Option<String>,
+    nonce: Option<String>,
     /// Required when the account has a password.
     current_password: Option<String>,
 }
 
 pub async fn link_identity(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Authenticated(principal): Authenticated,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let provider = provider(&name)?;
     let password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
-    let token = request.token.parse()?;
+    let token = provider_token(request.id_token, request.access_token, request.nonce)?;
     let (identity, new) = state.auth.link_identity(&principal, &provider, token, password, &origin).await?;
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(identity))))
 }
 
 pub async fn unlink_identity(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
     state.auth.unlink_identity(&principal, &provider(&name)?).await?;

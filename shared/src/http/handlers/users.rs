@@ -1,15 +1,15 @@
 //! Profiles, the user directory, roles and friends.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{PasswordConfirmation, typed_password};
-use crate::domain::{Email, Extra, Pattern, Phone, Role, User, UserId, UserStatus, Username};
+use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, Role, User, UserId, UserStatus, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, QueryParams};
+use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::service::{AdminChanges, AuthError, Patch, ProfileChanges, UserQuery};
 
 const DEFAULT_PAGE_SIZE: usize = 20;
@@ -57,7 +57,7 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 pub async fn get_user(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(state.auth.user(&principal, user_id(&id)?).await?))
 }
@@ -71,7 +71,7 @@ pub struct AdminChangeRequest {
 pub async fn administer_user(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<AdminChangeRequest>,
 ) -> Result<Json<User>, ApiError> {
     if request.status == Some(UserStatus::Withdrawn) {
@@ -84,7 +84,7 @@ pub async fn administer_user(
 pub async fn delete_user(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let changes = AdminChanges { role: None, status: Some(UserStatus::Deleted) };
     state.auth.administer(&principal, user_id(&id)?, changes).await?;
@@ -99,10 +99,10 @@ pub struct ListParams {
     size: Option<String>,
 }
 
-fn pattern(field: &str, raw: Option<String>) -> Result<Option<Pattern>, ApiError> {
+fn pattern(field: &str, raw: Option<String>, allowance: PatternAllowance) -> Result<Option<Pattern>, ApiError> {
     match raw.filter(|raw| !raw.is_empty()) {
         None => Ok(None),
-        Some(raw) => Pattern::parse(&raw).map(Some).map_err(|error| ApiError::invalid_field(field, error)),
+        Some(raw) => Pattern::parse(&raw, allowance).map(Some).map_err(|error| ApiError::invalid_field(field, error)),
     }
 }
 
@@ -127,9 +127,10 @@ pub async fn list_users(
     Authenticated(principal): Authenticated,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let allowance = if principal.user.is_admin() { PatternAllowance::Admin } else { PatternAllowance::Member };
     let query = UserQuery {
-        name: pattern("filter_name", params.filter_name)?,
-        email: pattern("filter_email", params.filter_email)?,
+        name: pattern("filter_name", params.filter_name, allowance)?,
+        email: pattern("filter_email", params.filter_email, allowance)?,
         page: number("page", params.page, 1, 1..=usize::MAX / MAX_PAGE_SIZE)?,
         size: number("size", params.size, DEFAULT_PAGE_SIZE, 1..=MAX_PAGE_SIZE)?,
     };
@@ -145,7 +146,7 @@ fn username(raw: &str) -> Result<Username, ApiError> {
 pub async fn add_friend(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let friend = state.auth.add_friend(&principal, username(&name)?).await?;
     Ok(Json(json!({ "success": true, "friend": friend })))
@@ -154,7 +155,7 @@ pub async fn add_friend(
 pub async fn remove_friend(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     state.auth.remove_friend(&principal, username(&name)?).await?;
     Ok(Json(json!({ "success": true })))
