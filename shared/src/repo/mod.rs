@@ -1,34 +1,7 @@
 //! Repositories: typed records on top of the item store, written once for both backends.
 //!
-//! Table layout (one table, `pk` + `sk`):
-//!
-//! | item              | pk                   | sk                 |
-//! |-------------------|----------------------|--------------------|
-//! | user              | `USER#<id>`          | `PROFILE`          |
-//! | session (family)  | `USER#<id>`          | `SESSION#<sid>`    |
-//! | refresh token     | `REFRESH#<sha256>`   | `REFRESH`          |
-//! | unique email      | `EMAIL#<email>`      | `UNIQUE`           |
-//! | unique username   | `USERNAME#<lower>`   | `UNIQUE`           |
-//! | unique phone      | `PHONE#<e164>`       | `UNIQUE`           |
-//! | one-time secret   | `USER#<id>`          | `SECRET#<purpose>` |
-//! | recovery code     | `USER#<id>`          | `RECOVERY#<sha256>`|
-//! | failure counter   | `THROTTLE#<subject>` | `COUNTER`          |
-//! | directory entry   | `DIRECTORY`          | `<created ns>#<id>`|
-//! | admin count       | `ADMINS`             | `COUNT`            |
-//! | friend            | `USER#<id>`          | `FRIEND#<id>`      |
-//! | friend count      | `USER#<id>`          | `FRIENDS`          |
-//! | pending upload    | `USER#<id>`          | `UPLOAD#<sha256>`  |
-//! | provider identity | `IDENTITY#<provider>#<subject>` | `UNIQUE` |
-//! | redirect sign-in  | `OAUTH_STATE#<sha256>` | `STATE`          |
-//! | exchange code     | `OAUTH_EXCHANGE#<sha256>` | `GRANT`       |
-//! | conversation      | `CONVERSATION#<id>`  | `META`             |
-//! | one per user pair | `PAIR#<id>#<id>`     | `UNIQUE`           |
-//! | message           | `CONVERSATION#<id>`  | `MSG#<uuidv7>`     |
-//! | list position     | `USER#<id>`          | `CONVERSATION#<id>`|
-//! | list entry        | `USER#<id>`          | `ACTIVITY#<uuidv7>`|
-//! | chat connection   | `CONNECTION#<id>`    | `CONNECTION`       |
-//! | user's connection | `USER#<id>`          | `CONNECTION#<id>`  |
-//! | chat ticket       | `CHAT_TICKET#<sha256>` | `TICKET`         |
+//! The table layout (one table, `pk` + `sk`, an item kind per record here) is described once,
+//! in `docs/architecture.md`.
 
 mod chat;
 mod counters;
