@@ -255,19 +255,29 @@ pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// The outcome of one compare-and-swap attempt for `retry_on_conflict`: lost (`None`) when a
+/// concurrent writer changed what it read.
+pub(super) fn settled<T>(result: Result<T, RepoError>) -> Result<Option<T>, AuthError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(RepoError::Conflict) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// How often a change is re-applied on a fresh read after losing a compare-and-swap.
 const CONFLICT_ATTEMPTS: usize = 5;
 
-/// Runs `attempt` until it is done (`Some`) or fails; `None` means it lost a compare-and-swap
-/// to a concurrent change and runs again on a fresh read. Past `CONFLICT_ATTEMPTS` the
-/// request ends with `Aborted` (the client may retry).
+/// Runs `attempt` (told which try it is, from 0) until it is done (`Some`) or fails; `None`
+/// means it lost a compare-and-swap to a concurrent change and runs again on a fresh read.
+/// Past `CONFLICT_ATTEMPTS` the request ends with `Aborted` (the client may retry).
 pub(super) async fn retry_on_conflict<T, F, Attempt>(mut attempt: F) -> Result<T, AuthError>
 where
-    F: FnMut() -> Attempt,
+    F: FnMut(usize) -> Attempt,
     Attempt: Future<Output = Result<Option<T>, AuthError>>,
 {
-    for _ in 0..CONFLICT_ATTEMPTS {
-        if let Some(done) = attempt().await? {
+    for number in 0..CONFLICT_ATTEMPTS {
+        if let Some(done) = attempt(number).await? {
             return Ok(done);
         }
     }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
-use super::auth::{AuthError, AuthService, Principal, now};
+use super::auth::{AuthError, AuthService, Principal, now, retry_on_conflict, settled};
 use crate::crypto::secrets;
 use crate::domain::{ImageType, User, UserId, UserStatus};
 use crate::objects::{ObjectError, ObjectStore, UploadTicket};
-use crate::repo::{PendingUpload, RepoError, StoredUser, UploadRepo};
+use crate::repo::{PendingUpload, StoredUser, UploadRepo};
 
 /// How long upload and view URLs (and the confirmation token) are valid.
 pub const URL_LIFETIME: Duration = Duration::from_secs(300);
@@ -173,32 +173,32 @@ impl AuthService {
         key: Option<String>,
         upload: Option<&str>,
     ) -> Result<(), AuthError> {
-        for _ in 0..3 {
-            let mut stored = self.stored(principal).await?;
-            if key.is_none() && stored.avatar_key.is_none() {
-                return Err(AuthError::NoAvatar);
-            }
-            let replaced = std::mem::replace(&mut stored.avatar_key, key.clone());
-            stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
-            let spend = upload.map(|hash| UploadRepo::consume(stored.user.id, hash)).into_iter().collect();
-            match self.users.save(&stored, spend).await {
-                Ok(()) => {
-                    if let Some(old) = replaced {
-                        self.discard(&old).await;
-                    }
-                    return Ok(());
+        let replaced = retry_on_conflict(|_| {
+            let key = key.clone();
+            async move {
+                let mut stored = self.stored(principal).await?;
+                if key.is_none() && stored.avatar_key.is_none() {
+                    return Err(AuthError::NoAvatar);
                 }
-                Err(RepoError::Conflict) => {
-                    if let Some(hash) = upload
-                        && self.uploads.get(stored.user.id, hash).await?.is_none()
-                    {
-                        return Err(AuthError::NoSuchUpload);
-                    }
+                let replaced = std::mem::replace(&mut stored.avatar_key, key);
+                stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
+                let spend = upload.map(|hash| UploadRepo::consume(stored.user.id, hash)).into_iter().collect();
+                let saved = settled(self.users.save(&stored, spend).await.map(|()| replaced))?;
+                // Lost to another change: retried, unless it was this upload's token being spent.
+                if saved.is_none()
+                    && let Some(hash) = upload
+                    && self.uploads.get(stored.user.id, hash).await?.is_none()
+                {
+                    return Err(AuthError::NoSuchUpload);
                 }
-                Err(error) => return Err(error.into()),
+                Ok(saved)
             }
+        })
+        .await?;
+        if let Some(old) = replaced {
+            self.discard(&old).await;
         }
-        Err(AuthError::Aborted)
+        Ok(())
     }
 
     /// Deletes an object that is no longer wanted. The outcome of the request does not depend

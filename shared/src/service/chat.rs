@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 
-use super::auth::{AuthError, AuthService, Principal, now};
+use super::auth::{AuthError, AuthService, Principal, now, retry_on_conflict, settled};
 use crate::chat::{ChatDelivery, DeliveryError, Outgoing, ServerFrame};
 use crate::crypto::secrets;
 use crate::domain::{
     Conversation, ConversationId, LoginIdentifier, Message, MessageId, PublicProfile, UserId, Username,
 };
-use crate::repo::{ActivityEntry, ChatConnection, ChatTicket, RepoError, Started};
+use crate::repo::{ActivityEntry, ChatConnection, ChatTicket, Started};
 
 const TICKET_VALID_SECONDS: i64 = 30;
 /// API Gateway closes WebSocket connections after two hours; a record outliving its
@@ -283,7 +283,7 @@ impl AuthService {
     /// Finds the connection's user and counts the message against the connection's rate:
     /// at most `chat_rate_limit` messages per 10 seconds.
     async fn count_chat_message(&self, connection_id: &str) -> Result<ChatConnection, AuthError> {
-        for _ in 0..5 {
+        retry_on_conflict(|_| async move {
             let seen = self.chat.connection(connection_id).await?.ok_or(AuthError::InvalidTicket)?;
             let now = now().unix_timestamp();
             let mut next = seen.clone();
@@ -295,14 +295,10 @@ impl AuthService {
                 return Err(AuthError::TooManyMessages { retry_after_seconds });
             }
             next.window_count += 1;
-            match self.chat.count_message(&seen, &next).await {
-                Ok(()) => return Ok(next),
-                // Another frame of this connection was counted first: count on top of it.
-                Err(RepoError::Conflict) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AuthError::Aborted)
+            // Another frame of this connection counted first (a lost swap) is counted on top of.
+            settled(self.chat.count_message(&seen, &next).await.map(|()| next))
+        })
+        .await
     }
 
     async fn conversation_record(&self, id: ConversationId) -> Result<Conversation, AuthError> {

@@ -1,6 +1,6 @@
 //! Friends: mutual, made by one call, capped per account.
 
-use super::auth::{AuthError, AuthService, Principal, now};
+use super::auth::{AuthError, AuthService, Principal, now, retry_on_conflict};
 use crate::domain::{LoginIdentifier, PublicProfile, UserId, UserStatus, Username};
 use crate::repo::{FriendshipChange, StoredUser, UserRepo};
 
@@ -12,21 +12,23 @@ impl AuthService {
         if friend.user.id == me {
             return Err(AuthError::FailedPrecondition("you cannot befriend yourself"));
         }
-        for _ in 0..5 {
-            let seen = (self.friends.count(me).await?, self.friends.count(friend.user.id).await?);
+        let other = friend.user.id;
+        retry_on_conflict(|_| async move {
+            let seen = (self.friends.count(me).await?, self.friends.count(other).await?);
             if seen.0 >= self.config.max_friends || seen.1 >= self.config.max_friends {
                 return Err(AuthError::FailedPrecondition("one of you has reached the friend limit"));
             }
             // Both accounts must still be active when the friendship is written.
-            let checks = vec![UserRepo::active_check(me), UserRepo::active_check(friend.user.id)];
-            match self.friends.add(me, friend.user.id, seen, now().unix_timestamp(), checks).await? {
-                FriendshipChange::Done => return Ok(self.public_profiles(vec![friend]).await?.remove(0)),
-                FriendshipChange::Unchanged => return Err(AuthError::AlreadyFriends),
-                FriendshipChange::Raced => continue,
-                FriendshipChange::Inactive => return Err(AuthError::NoSuchUser),
+            let checks = vec![UserRepo::active_check(me), UserRepo::active_check(other)];
+            match self.friends.add(me, other, seen, now().unix_timestamp(), checks).await? {
+                FriendshipChange::Done => Ok(Some(())),
+                FriendshipChange::Unchanged => Err(AuthError::AlreadyFriends),
+                FriendshipChange::Raced => Ok(None),
+                FriendshipChange::Inactive => Err(AuthError::NoSuchUser),
             }
-        }
-        Err(AuthError::Aborted)
+        })
+        .await?;
+        Ok(self.public_profiles(vec![friend]).await?.remove(0))
     }
 
     /// `DELETE /v1/users/me/friends/{username}`: ends the friendship for both. A friend whose
@@ -43,15 +45,15 @@ impl AuthService {
     }
 
     async fn unfriend(&self, me: UserId, friend: UserId) -> Result<(), AuthError> {
-        for _ in 0..5 {
+        retry_on_conflict(|_| async move {
             let seen = (self.friends.count(me).await?, self.friends.count(friend).await?);
             match self.friends.remove(me, friend, seen).await? {
-                FriendshipChange::Done => return Ok(()),
-                FriendshipChange::Unchanged => return Err(AuthError::NotFriends),
-                FriendshipChange::Raced | FriendshipChange::Inactive => continue,
+                FriendshipChange::Done => Ok(Some(())),
+                FriendshipChange::Unchanged => Err(AuthError::NotFriends),
+                FriendshipChange::Raced | FriendshipChange::Inactive => Ok(None),
             }
-        }
-        Err(AuthError::Aborted)
+        })
+        .await
     }
 
     /// Ends every friendship of a withdrawn account, so it leaves its friends' lists and

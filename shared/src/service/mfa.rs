@@ -2,13 +2,13 @@
 
 use subtle::ConstantTimeEq;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict};
+use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled};
 use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::crypto::totp::{self, Enrollment};
 use crate::domain::{LoginIdentifier, User, UserId};
 use crate::mail::templates::{Mail, Notice};
-use crate::repo::{Purpose, RepoError, StoredUser, TotpFactor};
+use crate::repo::{Purpose, StoredUser, TotpFactor};
 
 const EMAIL_CODE_DIGITS: u32 = 6;
 const EMAIL_CODE_VALID_MINUTES: i64 = 10;
@@ -193,14 +193,10 @@ impl AuthService {
         }
         if changed {
             // Re-applied on a fresh read: accepting a TOTP code advanced the stored record.
-            retry_on_conflict(|| async move {
+            retry_on_conflict(|_| async move {
                 let mut current = self.stored(principal).await?;
                 current.second_factors.email_codes = enabled;
-                match self.users.save(&current, vec![]).await {
-                    Ok(()) => Ok(Some(())),
-                    Err(RepoError::Conflict) => Ok(None),
-                    Err(error) => Err(error.into()),
-                }
+                settled(self.users.save(&current, vec![]).await)
             })
             .await?;
         }
@@ -257,41 +253,38 @@ impl AuthService {
     /// A TOTP code is accepted once: its time step must be later than the last one accepted,
     /// and recording the step is a compare-and-swap, so a code raced twice wins once.
     async fn accept_totp(&self, stored: &StoredUser, code: &str) -> Result<bool, AuthError> {
-        let mut current = stored.clone();
-        for _ in 0..3 {
-            let Some(factor) = current.second_factors.totp.clone() else { return Ok(false) };
-            let secret = self.open_totp_secret(&current.user, &factor.sealed_secret)?;
+        retry_on_conflict(|attempt| async move {
+            // The record as given, then as re-read after a lost compare-and-swap.
+            let seen = match attempt {
+                0 => stored.clone(),
+                _ => self.users.find_by_id(stored.user.id).await?.ok_or(AuthError::InvalidAccessToken)?,
+            };
+            let Some(factor) = seen.second_factors.totp.clone() else { return Ok(Some(false)) };
+            let secret = self.open_totp_secret(&seen.user, &factor.sealed_secret)?;
             let now = now().unix_timestamp() as u64;
-            let Some(step) = totp::matching_step(&secret, code, now) else { return Ok(false) };
+            let Some(step) = totp::matching_step(&secret, code, now) else { return Ok(Some(false)) };
+            // If this very step was accepted meanwhile, the re-read refuses it.
             if step <= factor.last_step {
-                return Ok(false);
+                return Ok(Some(false));
             }
             // A secret sealed before a key rotation is sealed again with the active key, so the
             // retired key can eventually be dropped.
             let sealed_secret = match self.secret_box.is_current(&factor.sealed_secret) {
                 true => factor.sealed_secret,
-                false => self.secret_box.seal(&secret, &current.user.id.to_string()),
+                false => self.secret_box.seal(&secret, &seen.user.id.to_string()),
             };
-            let mut advanced = current.clone();
+            let mut advanced = seen;
             advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step });
-            match self.users.save(&advanced, vec![]).await {
-                Ok(()) => return Ok(true),
-                // The record changed: if this very step was accepted meanwhile, the re-read
-                // refuses it; if something else changed, the code is tried again.
-                Err(RepoError::Conflict) => {
-                    current = self.users.find_by_id(current.user.id).await?.ok_or(AuthError::InvalidAccessToken)?
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AuthError::Aborted)
+            settled(self.users.save(&advanced, vec![]).await.map(|()| true))
+        })
+        .await
     }
 
     /// A mailed code is good until it is used, expires, or has taken five wrong guesses (it
     /// then stays burned until it expires, so asking for a new one still waits out the minute).
     async fn accept_mailed_code(&self, user: &User, purpose: Purpose, code: &str) -> Result<bool, AuthError> {
         let presented = &self.code_mac.mac(code.trim(), &user.id.to_string());
-        let accepted = retry_on_conflict(|| async move {
+        let accepted = retry_on_conflict(|_| async move {
             let Some(secret) = self.secrets.get(user.id, purpose).await? else { return Ok(Some(false)) };
             if secret.expires_at <= now().unix_timestamp() || secret.attempts >= EMAIL_CODE_MAX_WRONG_GUESSES {
                 return Ok(Some(false));
@@ -299,12 +292,8 @@ impl AuthService {
             if bool::from(presented.as_bytes().ct_eq(secret.hash.as_bytes())) {
                 return Ok(Some(self.secrets.spend(user.id, purpose, &secret.hash).await?));
             }
-            match self.secrets.record_wrong_guess(user.id, purpose, &secret).await {
-                Ok(()) => Ok(Some(false)),
-                // Another guess was counted first: count this one on top of it.
-                Err(RepoError::Conflict) => Ok(None),
-                Err(error) => Err(error.into()),
-            }
+            // Another guess counted first (a lost swap) is counted on top of.
+            settled(self.secrets.record_wrong_guess(user.id, purpose, &secret).await.map(|()| false))
         })
         .await;
         match accepted {

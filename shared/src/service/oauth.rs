@@ -9,7 +9,9 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, TokenPair, now};
+use super::auth::{
+    AuthError, AuthService, Origin, Principal, SecondFactor, TokenPair, now, retry_on_conflict, settled,
+};
 use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::domain::{LinkedIdentity, ProviderName, User};
@@ -186,33 +188,35 @@ impl AuthService {
         if stored.user.email.is_some() && !stored.user.is_email_verified {
             return Err(AuthError::FailedPrecondition("verify the account's email address before linking a provider"));
         }
-        let mut before = self.reauthenticate(principal, stored, current_password, origin).await?;
-        let verified = self.providers.verify(provider, &token).await?;
-        self.succeeded(&before.user).await;
-        for _ in 0..5 {
+        let reauthenticated = self.reauthenticate(principal, stored, current_password, origin).await?;
+        let verified = &self.providers.verify(provider, &token).await?;
+        self.succeeded(&reauthenticated.user).await;
+        let reauthenticated = &reauthenticated;
+        retry_on_conflict(|attempt| async move {
+            // The record just re-authenticated; after a lost swap, the account as it is now.
+            let before = match attempt {
+                0 => reauthenticated.clone(),
+                _ => self.stored(principal).await?,
+            };
             if let Some(linked) = before.user.identity(provider) {
                 return match linked.subject == verified.subject {
-                    true => Ok((linked.clone(), false)),
+                    true => Ok(Some((linked.clone(), false))),
                     false => Err(AuthError::FailedPrecondition(
                         "another account of this provider is linked; unlink it first",
                     )),
                 };
             }
-            let identity = linked_identity(provider, &verified);
+            let identity = linked_identity(provider, verified);
             let mut after = before.clone();
             after.user.identities.push(identity.clone());
-            match self.users.save_profile(&before.user, &after, vec![]).await {
-                Ok(()) => {
-                    tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider linked");
-                    self.notify(&after, Notice::IdentityLinked).await;
-                    return Ok((identity, true));
-                }
-                // Changed meanwhile: apply the link to the account as it is now.
-                Err(RepoError::Conflict) => before = self.stored(principal).await?,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AuthError::Aborted)
+            let Some(()) = settled(self.users.save_profile(&before.user, &after, vec![]).await)? else {
+                return Ok(None);
+            };
+            tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider linked");
+            self.notify(&after, Notice::IdentityLinked).await;
+            Ok(Some((identity, true)))
+        })
+        .await
     }
 
     /// The caller's linked identities, and whether the account also has a password.
@@ -228,7 +232,7 @@ impl AuthService {
 
     /// `DELETE /v1/users/me/identities/{provider}`, unless it is the last way to sign in.
     pub async fn unlink_identity(&self, principal: &Principal, provider: &ProviderName) -> Result<(), AuthError> {
-        for _ in 0..5 {
+        let after = retry_on_conflict(|_| async move {
             let before = self.stored(principal).await?;
             if before.user.identity(provider).is_none() {
                 return Err(AuthError::NoSuchIdentity);
@@ -240,17 +244,12 @@ impl AuthService {
             }
             let mut after = before.clone();
             after.user.identities.retain(|identity| identity.provider != *provider);
-            match self.users.save_profile(&before.user, &after, vec![]).await {
-                Ok(()) => {
-                    tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider unlinked");
-                    self.notify(&after, Notice::IdentityUnlinked).await;
-                    return Ok(());
-                }
-                Err(RepoError::Conflict) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AuthError::Aborted)
+            settled(self.users.save_profile(&before.user, &after, vec![]).await.map(|()| after))
+        })
+        .await?;
+        tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider unlinked");
+        self.notify(&after, Notice::IdentityUnlinked).await;
+        Ok(())
     }
 
     /// Exchanges the provider's code and stores an exchange grant: the app's error when the

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, now, retry_on_conflict};
+use super::auth::{AuthError, AuthService, Origin, Principal, now, retry_on_conflict, settled};
 use super::throttle::Subject;
 use crate::crypto::passwords::PasswordHasher;
 use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
@@ -120,7 +120,8 @@ async fn change_account(
     change: impl Fn(&mut StoredUser),
     checks: Vec<Write>,
 ) -> Result<(StoredUser, StoredUser), AuthError> {
-    for _ in 0..5 {
+    let (change, checks) = (&change, &checks);
+    retry_on_conflict(|_| async move {
         let before = match users.find_by_id(id).await? {
             // A withdrawn account is gone for good: its values may belong to others by now.
             Some(stored) if stored.user.status != UserStatus::Withdrawn => stored,
@@ -137,13 +138,9 @@ async fn change_account(
             }
             also.push(UserRepo::admin_count_write(seen, if will { seen + 1 } else { seen - 1 }));
         }
-        match users.save_profile(&before.user, &after, also).await {
-            Ok(()) => return Ok((before, after)),
-            Err(RepoError::Conflict) => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(AuthError::Aborted)
+        settled(users.save_profile(&before.user, &after, also).await.map(|()| (before, after)))
+    })
+    .await
 }
 
 impl AuthService {
@@ -180,7 +177,7 @@ impl AuthService {
         // Re-applied on a fresh read when something else changed the account meanwhile (a
         // TOTP sign-in, a verification): only a taken value ends it.
         let (changes, email) = (&changes, &new_email);
-        let (before, after) = retry_on_conflict(|| async move {
+        let (before, after) = retry_on_conflict(|_| async move {
             let before = self.stored(principal).await?;
             let mut after = before.clone();
             let user = &mut after.user;
@@ -193,10 +190,8 @@ impl AuthService {
                 user.pending_email = email.clone();
             }
             match self.users.save_profile(&before.user, &after, vec![]).await {
-                Ok(()) => Ok(Some((before, after))),
-                Err(RepoError::Conflict) => Ok(None),
                 Err(RepoError::Taken(field)) => Err(self.taken(field, principal, origin).await),
-                Err(error) => Err(error.into()),
+                saved => settled(saved.map(|()| (before, after))),
             }
         })
         .await?;
@@ -362,15 +357,14 @@ impl AdminBootstrap {
         let user =
             User { role: Role::Admin, is_email_verified: true, ..User::new_email_user(email, None, None, now()) };
         let password_hash = self.hasher.hash(&password).await?;
-        for _ in 0..5 {
+        let (user, password_hash) = (&user, &password_hash);
+        retry_on_conflict(|_| async move {
             let seen = self.users.admin_count().await?;
             let count = UserRepo::admin_count_write(seen, seen + 1);
-            match self.users.create(&user, Some(password_hash.clone()), vec![count]).await {
-                Err(RepoError::Conflict) => continue,
-                other => return Ok(other.map(|()| user)?),
-            }
-        }
-        Err(AuthError::Aborted)
+            settled(self.users.create(user, Some(password_hash.clone()), vec![count]).await)
+        })
+        .await?;
+        Ok(user.clone())
     }
 
     /// Gives an existing account the admin role.
