@@ -220,7 +220,7 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
         }
 
         // The same router the function's main.rs hands to lambda_http::run.
-        let response = latchkey::lambda::app(function, state.clone()).oneshot(request).await.unwrap();
+        let response = latchkey::lambda::app(function.routes(), state.clone()).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(status, expected, "{function_name}/{event}: {}", String::from_utf8_lossy(&body));
@@ -278,7 +278,7 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
             serde_json::json!({"username": format!("nobody{n}"), "password": "wrong password"}).to_string().into();
         event["requestContext"]["http"]["sourceIp"] = source_ip.into();
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let app = latchkey::lambda::app(Function::Login, state.clone());
+        let app = latchkey::lambda::app(Function::Login.routes(), state.clone());
         async move { app.oneshot(request).await.unwrap().status().as_u16() }
     };
     for n in 0..4 {

@@ -1,9 +1,10 @@
-//! The Lambda entry point shared by every function binary.
+//! The Lambda entry point shared by every function binary: `run(routes, adapters)` with the
+//! function's own routes and adapters, so each binary links only what its routes use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use lambda_http::request::RequestContext;
@@ -13,17 +14,39 @@ use crate::app::SetupError;
 use crate::config::{Config, required};
 use crate::crypto::keys::KeyMaterial;
 use crate::http::logging::{RequestId, init_tracing};
-use crate::http::{AppState, Function, router};
+use crate::http::{AppState, Route, router_of};
 use crate::mail::ses::SesMailer;
+use crate::mail::{Mailer, NoMail};
+use crate::objects::ObjectStore;
 use crate::objects::s3::S3Objects;
 use crate::service::AuthService;
 use crate::store::dynamodb::DynamoStore;
 
+/// The adapters a function's routes use beyond the table and the keys, named by its
+/// `main.rs`: a function that names none links neither the SES nor the S3 client.
+#[derive(Default, Clone, Copy)]
+pub struct Adapters {
+    /// The mail port, for functions that send mail.
+    pub mail: Option<fn(&SdkConfig, &Config) -> Arc<dyn Mailer>>,
+    /// The object store, for functions that handle avatars (given `LATCHKEY_AVATAR_BUCKET`).
+    pub objects: Option<fn(&SdkConfig, String) -> Arc<dyn ObjectStore>>,
+}
+
+/// Mail through SES v2.
+pub fn ses(sdk: &SdkConfig, config: &Config) -> Arc<dyn Mailer> {
+    Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &AuthService::sender(config)))
+}
+
+/// Avatars in S3.
+pub fn s3(sdk: &SdkConfig, bucket: String) -> Arc<dyn ObjectStore> {
+    Arc::new(S3Objects::new(aws_sdk_s3::Client::new(sdk), bucket))
+}
+
 /// Builds the state once per container (config, SDK clients, signing keys), then serves
-/// `function`'s routes for every invocation.
-pub async fn run(function: Function) -> Result<(), Error> {
+/// `routes` (one function's, `latchkey::http::routes::<name>()`) for every invocation.
+pub async fn run(routes: Vec<Route>, adapters: Adapters) -> Result<(), Error> {
     init_tracing();
-    lambda_http::run(app(function, init().await?.0)).await
+    lambda_http::run(app(routes, init(adapters).await?.0)).await
 }
 
 /// Runs the `chat-ws` function: API Gateway WebSocket events, not HTTP requests.
@@ -35,7 +58,7 @@ pub async fn run_websocket() -> Result<(), Error> {
     use lambda_http::{LambdaEvent, service_fn};
 
     init_tracing();
-    let (state, sdk) = init().await?;
+    let (state, sdk) = init(Adapters::default()).await?;
     let clients = ManagementClients::new(sdk, std::env::var("LATCHKEY_WEBSOCKET_ENDPOINT").ok());
     let (state, clients) = (&state, &clients);
     lambda_http::lambda_runtime::run(service_fn(
@@ -46,13 +69,13 @@ pub async fn run_websocket() -> Result<(), Error> {
     .await
 }
 
-/// What `run` serves: the function's routes, told what API Gateway's event says about the
-/// request (its id, and the client's address).
-pub fn app(function: Function, state: AppState) -> Router {
-    router(&[function], state).layer(axum::middleware::map_request(tag_request))
+/// What `run` serves: the routes, told what API Gateway's event says about the request (its
+/// id, and the client's address).
+pub fn app(routes: Vec<Route>, state: AppState) -> Router {
+    router_of(routes, state).layer(axum::middleware::map_request(tag_request))
 }
 
-async fn init() -> Result<(AppState, aws_config::SdkConfig), SetupError> {
+async fn init(adapters: Adapters) -> Result<(AppState, aws_config::SdkConfig), SetupError> {
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
@@ -71,13 +94,11 @@ async fn init() -> Result<(AppState, aws_config::SdkConfig), SetupError> {
     })
     .map_err(|e| setup(&e))?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    // Building a client makes no network call; functions that never send mail pay nothing.
-    let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(&aws), &AuthService::sender(&config));
-    // Only the functions that touch avatars (avatar, users) are given a bucket.
-    let objects = std::env::var("LATCHKEY_AVATAR_BUCKET").ok().map(|bucket| {
-        Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&aws), bucket)) as Arc<dyn crate::objects::ObjectStore>
-    });
-    let state = crate::app::state(config, Arc::new(store), &keys, Arc::new(mailer), objects).map_err(|e| setup(&e))?;
+    // Building a client makes no network call.
+    let mailer = adapters.mail.map_or_else(|| Arc::new(NoMail) as Arc<dyn Mailer>, |mail| mail(&aws, &config));
+    let bucket = std::env::var("LATCHKEY_AVATAR_BUCKET").ok();
+    let objects = adapters.objects.zip(bucket).map(|(objects, bucket)| objects(&aws, bucket));
+    let state = crate::app::state(config, Arc::new(store), &keys, mailer, objects).map_err(|e| setup(&e))?;
     Ok((state, aws))
 }
 

@@ -1,6 +1,8 @@
-//! The `avatar` Lambda function: see `latchkey::http::Function::Avatar` for its routes.
+//! The `avatar` Lambda function: the routes of `latchkey::http::routes::avatar`, with avatars (S3).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Avatar).await
+    lambda::run(latchkey::http::routes::avatar(), Adapters { objects: Some(lambda::s3), ..Adapters::default() }).await
 }

@@ -1,6 +1,8 @@
-//! The `chat` Lambda function: see `latchkey::http::Function::Chat` for its routes.
+//! The `chat` Lambda function: the routes of `latchkey::http::routes::chat`.
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Chat).await
+    lambda::run(latchkey::http::routes::chat(), Adapters::default()).await
 }

@@ -1,6 +1,8 @@
-//! The `email` Lambda function: see `latchkey::http::Function::Email` for its routes.
+//! The `email` Lambda function: the routes of `latchkey::http::routes::email`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Email).await
+    lambda::run(latchkey::http::routes::email(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

@@ -1,6 +1,8 @@
-//! The `friends` Lambda function: see `latchkey::http::Function::Friends` for its routes.
+//! The `friends` Lambda function: the routes of `latchkey::http::routes::friends`.
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Friends).await
+    lambda::run(latchkey::http::routes::friends(), Adapters::default()).await
 }

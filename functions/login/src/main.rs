@@ -1,6 +1,8 @@
-//! The `login` Lambda function: see `latchkey::http::Function::Login` for its routes.
+//! The `login` Lambda function: the routes of `latchkey::http::routes::login`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Login).await
+    lambda::run(latchkey::http::routes::login(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

@@ -1,6 +1,8 @@
-//! The `logout` Lambda function: see `latchkey::http::Function::Logout` for its routes.
+//! The `logout` Lambda function: the routes of `latchkey::http::routes::logout`.
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Logout).await
+    lambda::run(latchkey::http::routes::logout(), Adapters::default()).await
 }

@@ -1,6 +1,8 @@
-//! The `oauth` Lambda function: see `latchkey::http::Function::OAuth` for its routes.
+//! The `oauth` Lambda function: the routes of `latchkey::http::routes::oauth`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::OAuth).await
+    lambda::run(latchkey::http::routes::oauth(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

@@ -1,6 +1,8 @@
-//! The `password` Lambda function: see `latchkey::http::Function::Password` for its routes.
+//! The `password` Lambda function: the routes of `latchkey::http::routes::password`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Password).await
+    lambda::run(latchkey::http::routes::password(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

@@ -1,6 +1,8 @@
-//! The `refresh` Lambda function: see `latchkey::http::Function::Refresh` for its routes.
+//! The `refresh` Lambda function: the routes of `latchkey::http::routes::refresh`.
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Refresh).await
+    lambda::run(latchkey::http::routes::refresh(), Adapters::default()).await
 }

@@ -1,6 +1,8 @@
-//! The `register` Lambda function: see `latchkey::http::Function::Register` for its routes.
+//! The `register` Lambda function: the routes of `latchkey::http::routes::register`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Register).await
+    lambda::run(latchkey::http::routes::register(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

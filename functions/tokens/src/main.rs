@@ -1,6 +1,8 @@
-//! The `tokens` Lambda function: see `latchkey::http::Function::Tokens` for its routes.
+//! The `tokens` Lambda function: the routes of `latchkey::http::routes::tokens`.
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Tokens).await
+    lambda::run(latchkey::http::routes::tokens(), Adapters::default()).await
 }

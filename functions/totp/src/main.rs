@@ -1,6 +1,8 @@
-//! The `totp` Lambda function: see `latchkey::http::Function::Totp` for its routes.
+//! The `totp` Lambda function: the routes of `latchkey::http::routes::totp`, with mail (SES).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Totp).await
+    lambda::run(latchkey::http::routes::totp(), Adapters { mail: Some(lambda::ses), ..Adapters::default() }).await
 }

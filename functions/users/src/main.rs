@@ -1,6 +1,8 @@
-//! The `users` Lambda function: see `latchkey::http::Function::Users` for its routes.
+//! The `users` Lambda function: the routes of `latchkey::http::routes::users`, with mail (SES) and avatars (S3).
+
+use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::lambda::run(latchkey::http::Function::Users).await
+    lambda::run(latchkey::http::routes::users(), Adapters { mail: Some(lambda::ses), objects: Some(lambda::s3) }).await
 }

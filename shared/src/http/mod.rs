@@ -114,89 +114,164 @@ impl Function {
         }
     }
 
+    /// This function's routes. A Lambda binary names its own `routes::<name>()` instead, so
+    /// that it links its handlers only.
     pub fn routes(self) -> Vec<Route> {
         match self {
-            Self::Register => vec![Route::post("/v1/auth/register", handlers::register)],
-            Self::Login => vec![Route::post("/v1/auth/login", handlers::login)],
-            Self::Refresh => vec![Route::post("/v1/auth/refresh", handlers::refresh)],
-            Self::Logout => vec![
-                Route::post("/v1/auth/logout", handlers::logout),
-                Route::post("/v1/auth/logout-all", handlers::logout_all),
-            ],
-            Self::Users => vec![
-                Route::get("/v1/users/me", handlers::me),
-                Route::patch("/v1/users/me", handlers::update_me),
-                Route::delete("/v1/users/me", handlers::delete_me),
-                Route::post("/v1/users/me/email/confirm", handlers::confirm_email_change),
-                Route::get("/v1/auth/status", handlers::status),
-                Route::get("/v1/users", handlers::list_users),
-                Route::get("/v1/users/{id}", handlers::get_user),
-                Route::patch("/v1/users/{id}", handlers::administer_user),
-                Route::delete("/v1/users/{id}", handlers::delete_user),
-            ],
-            Self::Tokens => vec![
-                Route::get("/.well-known/jwks.json", handlers::jwks),
-                Route::post("/v1/auth/introspect", handlers::introspect),
-            ],
-            Self::Totp => vec![
-                Route::post("/v1/auth/totp/enable", handlers::enable_totp),
-                Route::post("/v1/auth/totp/verify", handlers::verify_totp),
-                Route::post("/v1/auth/totp/disable", handlers::disable_totp),
-            ],
-            Self::Password => vec![
-                Route::post("/v1/auth/password/forgot", handlers::forgot_password),
-                Route::post("/v1/auth/password/reset", handlers::reset_password),
-                Route::post("/v1/auth/password/change", handlers::change_password),
-            ],
-            Self::Email => vec![
-                Route::post("/v1/auth/email-code", handlers::send_email_code),
-                Route::post("/v1/auth/unlock", handlers::send_unlock_code),
-                Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
-                Route::post("/v1/auth/email/verify", handlers::verify_email),
-                Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),
-            ],
-            Self::Friends => vec![
-                Route::get("/v1/users/me/friends", handlers::list_friends),
-                Route::put("/v1/users/me/friends/{username}", handlers::add_friend),
-                Route::delete("/v1/users/me/friends/{username}", handlers::remove_friend),
-            ],
-            Self::Avatar => vec![
-                Route::post("/v1/avatar/upload-url", handlers::avatars::upload_url),
-                Route::post("/v1/avatar/confirm", handlers::avatars::confirm),
-                Route {
-                    method: Method::PUT,
-                    path: "/v1/avatar",
-                    // The one route whose body is not small JSON.
-                    handler: routing::put(handlers::avatars::upload)
-                        .layer(DefaultBodyLimit::max(handlers::avatars::DIRECT_UPLOAD_MAX_BYTES as usize + 1)),
-                },
-                Route::delete("/v1/avatar", handlers::avatars::remove),
-                Route::get("/v1/users/{id}/avatar", handlers::avatars::view),
-            ],
-            Self::OAuth => vec![
-                Route::post("/v1/auth/oauth/exchange", handlers::oauth::exchange),
-                Route::post("/v1/auth/oauth/{provider}", handlers::oauth::sign_in),
-                Route::get("/v1/auth/oauth/{provider}/authorize", handlers::oauth::authorize),
-                Route::get("/v1/auth/oauth/{provider}/callback", handlers::oauth::callback),
-                Route::get("/v1/users/me/identities", handlers::oauth::list_identities),
-                Route::post("/v1/users/me/identities/{provider}", handlers::oauth::link_identity),
-                Route::delete("/v1/users/me/identities/{provider}", handlers::oauth::unlink_identity),
-            ],
-            Self::Chat => vec![
-                Route::post("/v1/conversations", handlers::chat::start),
-                Route::get("/v1/conversations", handlers::chat::list),
-                Route::get("/v1/conversations/{id}", handlers::chat::messages),
-                Route::post("/v1/chat/ticket", handlers::chat::ticket),
-            ],
+            Self::Register => routes::register(),
+            Self::Login => routes::login(),
+            Self::Refresh => routes::refresh(),
+            Self::Logout => routes::logout(),
+            Self::Users => routes::users(),
+            Self::Tokens => routes::tokens(),
+            Self::Totp => routes::totp(),
+            Self::Password => routes::password(),
+            Self::Email => routes::email(),
+            Self::Friends => routes::friends(),
+            Self::Avatar => routes::avatar(),
+            Self::OAuth => routes::oauth(),
+            Self::Chat => routes::chat(),
         }
     }
 }
 
-/// The router for some functions' routes, with JSON errors for unknown routes and methods,
-/// the body limit, and request logging.
+/// Each function's routes: the one table that `template.yaml`, `openapi.yaml` and `events/` are
+/// checked against.
+pub mod routes {
+    use super::*;
+
+    /// The routes of the `register` function.
+    pub fn register() -> Vec<Route> {
+        vec![Route::post("/v1/auth/register", handlers::register)]
+    }
+
+    /// The routes of the `login` function.
+    pub fn login() -> Vec<Route> {
+        vec![Route::post("/v1/auth/login", handlers::login)]
+    }
+
+    /// The routes of the `refresh` function.
+    pub fn refresh() -> Vec<Route> {
+        vec![Route::post("/v1/auth/refresh", handlers::refresh)]
+    }
+
+    /// The routes of the `logout` function.
+    pub fn logout() -> Vec<Route> {
+        vec![Route::post("/v1/auth/logout", handlers::logout), Route::post("/v1/auth/logout-all", handlers::logout_all)]
+    }
+
+    /// The routes of the `users` function.
+    pub fn users() -> Vec<Route> {
+        vec![
+            Route::get("/v1/users/me", handlers::me),
+            Route::patch("/v1/users/me", handlers::update_me),
+            Route::delete("/v1/users/me", handlers::delete_me),
+            Route::post("/v1/users/me/email/confirm", handlers::confirm_email_change),
+            Route::get("/v1/auth/status", handlers::status),
+            Route::get("/v1/users", handlers::list_users),
+            Route::get("/v1/users/{id}", handlers::get_user),
+            Route::patch("/v1/users/{id}", handlers::administer_user),
+            Route::delete("/v1/users/{id}", handlers::delete_user),
+        ]
+    }
+
+    /// The routes of the `tokens` function.
+    pub fn tokens() -> Vec<Route> {
+        vec![
+            Route::get("/.well-known/jwks.json", handlers::jwks),
+            Route::post("/v1/auth/introspect", handlers::introspect),
+        ]
+    }
+
+    /// The routes of the `totp` function.
+    pub fn totp() -> Vec<Route> {
+        vec![
+            Route::post("/v1/auth/totp/enable", handlers::enable_totp),
+            Route::post("/v1/auth/totp/verify", handlers::verify_totp),
+            Route::post("/v1/auth/totp/disable", handlers::disable_totp),
+        ]
+    }
+
+    /// The routes of the `password` function.
+    pub fn password() -> Vec<Route> {
+        vec![
+            Route::post("/v1/auth/password/forgot", handlers::forgot_password),
+            Route::post("/v1/auth/password/reset", handlers::reset_password),
+            Route::post("/v1/auth/password/change", handlers::change_password),
+        ]
+    }
+
+    /// The routes of the `email` function.
+    pub fn email() -> Vec<Route> {
+        vec![
+            Route::post("/v1/auth/email-code", handlers::send_email_code),
+            Route::post("/v1/auth/unlock", handlers::send_unlock_code),
+            Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
+            Route::post("/v1/auth/email/verify", handlers::verify_email),
+            Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),
+        ]
+    }
+
+    /// The routes of the `friends` function.
+    pub fn friends() -> Vec<Route> {
+        vec![
+            Route::get("/v1/users/me/friends", handlers::list_friends),
+            Route::put("/v1/users/me/friends/{username}", handlers::add_friend),
+            Route::delete("/v1/users/me/friends/{username}", handlers::remove_friend),
+        ]
+    }
+
+    /// The routes of the `avatar` function.
+    pub fn avatar() -> Vec<Route> {
+        vec![
+            Route::post("/v1/avatar/upload-url", handlers::avatars::upload_url),
+            Route::post("/v1/avatar/confirm", handlers::avatars::confirm),
+            Route {
+                method: Method::PUT,
+                path: "/v1/avatar",
+                // The one route whose body is not small JSON.
+                handler: routing::put(handlers::avatars::upload)
+                    .layer(DefaultBodyLimit::max(handlers::avatars::DIRECT_UPLOAD_MAX_BYTES as usize + 1)),
+            },
+            Route::delete("/v1/avatar", handlers::avatars::remove),
+            Route::get("/v1/users/{id}/avatar", handlers::avatars::view),
+        ]
+    }
+
+    /// The routes of the `oauth` function.
+    pub fn oauth() -> Vec<Route> {
+        vec![
+            Route::post("/v1/auth/oauth/exchange", handlers::oauth::exchange),
+            Route::post("/v1/auth/oauth/{provider}", handlers::oauth::sign_in),
+            Route::get("/v1/auth/oauth/{provider}/authorize", handlers::oauth::authorize),
+            Route::get("/v1/auth/oauth/{provider}/callback", handlers::oauth::callback),
+            Route::get("/v1/users/me/identities", handlers::oauth::list_identities),
+            Route::post("/v1/users/me/identities/{provider}", handlers::oauth::link_identity),
+            Route::delete("/v1/users/me/identities/{provider}", handlers::oauth::unlink_identity),
+        ]
+    }
+
+    /// The routes of the `chat` function.
+    pub fn chat() -> Vec<Route> {
+        vec![
+            Route::post("/v1/conversations", handlers::chat::start),
+            Route::get("/v1/conversations", handlers::chat::list),
+            Route::get("/v1/conversations/{id}", handlers::chat::messages),
+            Route::post("/v1/chat/ticket", handlers::chat::ticket),
+        ]
+    }
+}
+
+/// The router for some functions' routes (the local server serves them all).
 pub fn router(functions: &[Function], state: AppState) -> Router {
+    router_of(functions.iter().flat_map(|function| function.routes()), state)
+}
+
+/// The router for `routes`, with JSON errors for unknown routes and methods, the body limit,
+/// and request logging.
+pub fn router_of(routes: impl IntoIterator<Item = Route>, state: AppState) -> Router {
     let mut router = Router::new();
-    for route in functions.iter().flat_map(|function| function.routes()) {
+    for route in routes {
         router = router.route(route.path, route.handler);
     }
     router

@@ -41,3 +41,14 @@ pub struct MailError(pub String);
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: OutgoingMail) -> Result<(), MailError>;
 }
+
+/// The mail port of a function that sends no mail (it is given no SES client): a call would be
+/// a bug, and is refused rather than dropped silently.
+pub struct NoMail;
+
+#[async_trait]
+impl Mailer for NoMail {
+    async fn send(&self, _mail: OutgoingMail) -> Result<(), MailError> {
+        Err(MailError("this function is not configured to send mail".into()))
+    }
+}
