@@ -318,7 +318,9 @@ mod slow_clients {
     const LIMITS: ServerLimits = ServerLimits {
         header_read_timeout: Duration::from_secs(1),
         body_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(3),
         max_connections: 2,
+        max_connections_per_ip: 2,
         shutdown_grace: Duration::from_secs(1),
     };
 
@@ -356,6 +358,43 @@ mod slow_clients {
         let answer = read_to_close(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("DEADLINE_EXCEEDED"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_body_trickled_to_stay_under_the_pause_limit_still_ends_at_the_request_deadline() {
+        let server = TestServer::start_with_limits(LIMITS).await;
+        let mut stream = connect(&server).await;
+        let head = "POST /v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        // One byte every half second: never a pause of a second, never a whole body.
+        let trickle = tokio::spawn(async move {
+            for _ in 0..40 {
+                if writer.write_all(b" ").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut answer)).await.expect("closed").ok();
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_of_the_connections() {
+        let limits = ServerLimits { max_connections: 8, max_connections_per_ip: 1, ..LIMITS };
+        let server = TestServer::start_with_limits(limits).await;
+        let mut held = connect(&server).await;
+        held.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A second connection from the same address is closed without an answer.
+        let mut second = connect(&server).await;
+        let _ = second.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+        assert_eq!(read_to_close(&mut second).await, "");
+        drop(held);
     }
 
     #[tokio::test]

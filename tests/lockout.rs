@@ -1,5 +1,5 @@
 //! Brute-force protection: failures counted per login name (seen), per account (silent) and
-//! per client address, in the store; and the unlock code that lets the owner past a lock.
+//! per client address, in the store; and the unlock link that lets the owner past a lock.
 //!
 //! The doubling delays after the free failures start at one second, measured in whole
 //! seconds, so a test cannot count on one still holding a moment later. These tests lock by
@@ -19,8 +19,8 @@ on_both_backends!(
     one_address_failing_against_many_accounts_is_locked,
     wrong_current_passwords_on_signed_in_routes_count_too,
     a_lock_earned_through_the_username_is_not_seen_through_the_email_or_phone,
-    the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code,
-    an_unlock_code_is_mailed_only_for_a_locked_account_and_a_wrong_one_changes_nothing,
+    the_owner_signs_in_past_a_lock_with_a_mailed_unlock_link_nobody_else_can_void,
+    an_unlock_link_is_mailed_only_for_a_locked_account_and_a_wrong_token_changes_nothing,
     trying_phone_numbers_that_are_taken_is_throttled_like_failed_logins,
 );
 
@@ -187,7 +187,7 @@ async fn a_lock_earned_through_the_username_is_not_seen_through_the_email_or_pho
     }
 }
 
-async fn the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code(backend: Backend) {
+async fn the_owner_signs_in_past_a_lock_with_a_mailed_unlock_link_nobody_else_can_void(backend: Backend) {
     let server = capped_server(backend).await;
     let (email, username, _) = ada_with_three_names(&server).await;
     for _ in 0..=CAP {
@@ -198,9 +198,15 @@ async fn the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code(backend: Backe
     let asked = server.post("/v1/auth/unlock", json!({"username": username})).await;
     assert_eq!(asked.status, 202, "{}", asked.body);
     let mail = server.last_mail_to(&email).await;
-    assert!(mail.subject.contains("unlock code"), "{}", mail.subject);
+    assert!(mail.subject.contains("past a lockout"), "{}", mail.subject);
+    // Others asking again, or trying tokens, do not take the owner's link away.
+    assert_eq!(server.post("/v1/auth/unlock", json!({"username": username})).await.status, 202);
+    for _ in 0..10 {
+        let guess = json!({"username": username, "password": PASSWORD, "unlock_token": format!("{}.guess", uuid::Uuid::new_v4())});
+        assert_locked(&server.post("/v1/auth/login", guess).await);
+    }
     let mut with_code = right.clone();
-    with_code["unlock_code"] = json!(mail.code());
+    with_code["unlock_token"] = json!(mail.link_token());
     let reply = server.post("/v1/auth/login", with_code.clone()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     // The locks are gone, for every name of the account; the code worked once.
@@ -212,21 +218,24 @@ async fn the_owner_signs_in_past_a_lock_with_a_mailed_unlock_code(backend: Backe
     assert_locked(&server.post("/v1/auth/login", with_code).await);
 }
 
-async fn an_unlock_code_is_mailed_only_for_a_locked_account_and_a_wrong_one_changes_nothing(backend: Backend) {
+async fn an_unlock_link_is_mailed_only_for_a_locked_account_and_a_wrong_token_changes_nothing(backend: Backend) {
     let server = capped_server(backend).await;
     let (email, username, _) = ada_with_three_names(&server).await;
     // Not locked: the same answer, and no mail.
     let asked = server.post("/v1/auth/unlock", json!({"username": username})).await;
     let unknown = server.post("/v1/auth/unlock", json!({"username": "nobody_at_all"})).await;
     assert_eq!((asked.status, &asked.body), (unknown.status, &unknown.body));
-    assert!(server.mailbox.messages_to(&email).await.iter().all(|mail| !mail.subject.contains("unlock")));
+    assert!(server.mailbox.messages_to(&email).await.iter().all(|mail| !mail.subject.contains("lockout")));
     fail_up_to_the_cap(&server, &email).await;
     assert_eq!(server.post("/v1/auth/unlock", json!({"email": email})).await.status, 202);
-    let code = server.last_mail_to(&email).await.code();
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    let guess = json!({"email": email, "password": PASSWORD, "unlock_code": wrong});
-    assert_locked(&server.post("/v1/auth/login", guess).await);
-    let right = json!({"email": email, "password": PASSWORD, "unlock_code": code});
+    let token = server.last_mail_to(&email).await.link_token();
+    // Another account's token, or a tampered one, lifts nothing.
+    let (id, secret) = token.split_once('.').unwrap();
+    for wrong in [format!("{}.{secret}", uuid::Uuid::new_v4()), format!("{id}.{}", "A".repeat(43))] {
+        let guess = json!({"email": email, "password": PASSWORD, "unlock_token": wrong});
+        assert_locked(&server.post("/v1/auth/login", guess).await);
+    }
+    let right = json!({"email": email, "password": PASSWORD, "unlock_token": token});
     assert_eq!(server.post("/v1/auth/login", right).await.status, 200);
 }
 
@@ -240,4 +249,7 @@ async fn trying_phone_numbers_that_are_taken_is_throttled_like_failed_logins(bac
         assert_eq!(reply.body["details"][0]["field"], "phone");
     }
     assert_locked(&server.patch_authorized("/v1/users/me", &prober.access, json!({"phone": taken})).await);
+    // Locked, a free number gets the same answer: nothing tells the two apart any more.
+    let free = format!("+1650555{:04}", rand_digits());
+    assert_locked(&server.patch_authorized("/v1/users/me", &prober.access, json!({"phone": free})).await);
 }

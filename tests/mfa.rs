@@ -17,6 +17,7 @@ on_both_backends!(
     asking_for_an_email_code_answers_the_same_for_unknown_accounts,
     turning_email_codes_off_needs_a_fresh_code_not_just_the_password,
     a_reset_of_a_never_proven_address_removes_the_second_factor_set_up_before_it,
+    a_reset_keeps_totp_set_up_on_a_proven_address,
 );
 
 fn now() -> u64 {
@@ -307,16 +308,67 @@ async fn turning_email_codes_off_needs_a_fresh_code_not_just_the_password(backen
 
 async fn a_reset_of_a_never_proven_address_removes_the_second_factor_set_up_before_it(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let email = unique_email("victim");
-    // Whoever registered the address sets up TOTP before its owner ever saw it...
-    user_with_totp(&server, &email).await;
-    assert_mfa_required(&login(&server, &email, json!({})).await, "totp_code");
-    // ...and the owner resets the password from the mail.
+    // Whether or not the owner, not knowing, opened the verification link in between.
+    for owner_opened_the_verification_link in [false, true] {
+        let email = unique_email("victim");
+        // Whoever registered the address sets up TOTP before its owner ever saw it...
+        user_with_totp(&server, &email).await;
+        if owner_opened_the_verification_link {
+            let token = server.mailbox.messages_to(&email).await[0].link_token();
+            assert_eq!(server.post("/v1/auth/email/verify", json!({"token": token})).await.status, 200);
+        }
+        assert_mfa_required(&login(&server, &email, json!({})).await, "totp_code");
+        // ...and the owner resets the password from the mail.
+        assert_eq!(server.post("/v1/auth/password/forgot", json!({"email": email})).await.status, 202);
+        let token = server.last_mail_to(&email).await.link_token();
+        let reset = json!({"token": token, "new_password": "the owner's own passphrase"});
+        assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+        let body = json!({"email": email, "password": "the owner's own passphrase"});
+        let reply = server.post("/v1/auth/login", body).await;
+        assert_eq!(reply.status, 200, "no second factor of the squatter's is left: {}", reply.body);
+        assert!(server.mailbox.messages_to(&email).await.iter().any(|mail| mail.subject.contains("turned off")));
+    }
+}
+
+async fn a_reset_keeps_totp_set_up_on_a_proven_address(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let email = unique_email("ada");
+    let tokens = server.register(&email, None).await;
+    let token = server.last_mail_to(&email).await.link_token();
+    assert_eq!(server.post("/v1/auth/email/verify", json!({"token": token})).await.status, 200);
+    let enrollment =
+        server.post_authorized("/v1/auth/totp/enable", &tokens.access, json!({"password": PASSWORD})).await;
+    let code = totp::code_at(&secret_of(&enrollment), 6, now());
+    assert_eq!(
+        server.post_authorized("/v1/auth/totp/verify", &tokens.access, json!({"totp_code": code})).await.status,
+        200
+    );
     assert_eq!(server.post("/v1/auth/password/forgot", json!({"email": email})).await.status, 202);
     let token = server.last_mail_to(&email).await.link_token();
-    let reset = json!({"token": token, "new_password": "the owner's own passphrase"});
+    let reset = json!({"token": token, "new_password": "a new passphrase"});
     assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
-    let reply = server.post("/v1/auth/login", json!({"email": email, "password": "the owner's own passphrase"})).await;
-    assert_eq!(reply.status, 200, "no second factor of the squatter's is left: {}", reply.body);
-    assert!(server.mailbox.messages_to(&email).await.iter().any(|mail| mail.subject.contains("turned off")));
+    // Control of the mailbox alone does not get past the second factor.
+    let reply = server.post("/v1/auth/login", json!({"email": email, "password": "a new passphrase"})).await;
+    assert_mfa_required(&reply, "totp_code");
+}
+
+/// Email codes follow the address: with a stolen session and the password alone, nobody may
+/// move the second factor to an inbox of their own.
+#[tokio::test]
+async fn a_new_email_of_an_account_with_a_second_factor_needs_a_fresh_code() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let email = unique_email("ada");
+    let tokens = server.register(&email, None).await;
+    let on = json!({"enabled": true, "password": PASSWORD});
+    assert_eq!(server.put_authorized("/v1/users/me/mfa/email", &tokens.access, on).await.status, 200);
+    let new = unique_email("mallory");
+    let change = json!({"email": new, "current_password": PASSWORD});
+    let refused = server.patch_authorized("/v1/users/me", &tokens.access, change).await;
+    refused.error(400, "INVALID_ARGUMENT");
+    assert_eq!(refused.body["details"][0]["field"], "email_code", "{}", refused.body);
+    assert_eq!(server.post("/v1/auth/email-code", json!({"email": email})).await.status, 202);
+    let code = server.last_mail_to(&email).await.code();
+    let change = json!({"email": new, "current_password": PASSWORD, "email_code": code});
+    let reply = server.patch_authorized("/v1/users/me", &tokens.access, change).await;
+    assert_eq!((reply.status, reply.body["pending_email"].as_str()), (200, Some(new.as_str())), "{}", reply.body);
 }

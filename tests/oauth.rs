@@ -645,3 +645,22 @@ async fn an_unconfigured_providers_callback_is_404_and_missing_parameters_are_na
         assert!(!message.contains("deserialize"), "{message}");
     }
 }
+
+/// An exchange code waits up to 120 s for the app; a password reset in that time voids it,
+/// so nobody looping the redirect flow keeps a way in across the owner's reset.
+#[tokio::test]
+async fn a_password_reset_voids_exchange_codes_issued_before_it() {
+    let (provider, server) = started(Backend::Embedded).await;
+    let (sub, email) = (subject(), unique_email("gina"));
+    let created = google_sign_in(&server, provider.id_token(&sub, Some(&email))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    provider.sign_in_next_as(&sub, Some(&email));
+    let code = param(&through_the_browser(&server, "google").await, "code").expect("an exchange code");
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({ "email": email })).await.status, 202);
+    let token = server.last_mail_to(&email).await.link_token();
+    let reset = json!({ "token": token, "new_password": "the owner's own passphrase" });
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    let exchanged = server.post("/v1/auth/oauth/exchange", json!({ "code": code })).await;
+    exchanged.error(400, "INVALID_ARGUMENT");
+    assert_eq!(reason(&exchanged), "INVALID_GRANT");
+}

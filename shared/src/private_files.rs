@@ -5,9 +5,13 @@
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
-/// Creates `dir` (and its missing parents) as `0700`; an existing `dir` is narrowed to `0700`.
+/// Creates `dir` (and its missing parents) as `0700`; an existing `dir` is narrowed to `0700`
+/// (a symbolic link is left as it is: what it points to is not ours to change).
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+        return Ok(());
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 

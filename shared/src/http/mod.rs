@@ -205,7 +205,7 @@ pub mod routes {
     pub fn email() -> Vec<Route> {
         vec![
             Route::post("/v1/auth/email-code", handlers::send_email_code),
-            Route::post("/v1/auth/unlock", handlers::send_unlock_code),
+            Route::post("/v1/auth/unlock", handlers::send_unlock_link),
             Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
             Route::post("/v1/auth/email/verify", handlers::verify_email),
             Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),

@@ -42,9 +42,9 @@ pub enum Mail<'a> {
         token: &'a str,
         valid_hours: i64,
     },
-    /// A code that lets the owner sign in past a lockout.
+    /// A link that lets the owner sign in past a lockout.
     Unlock {
-        code: &'a str,
+        token: &'a str,
         valid_minutes: i64,
     },
     Notice(Notice),
@@ -128,15 +128,18 @@ impl Templates {
                     label: "Confirm my new email address",
                 }),
             },
-            Mail::Unlock { code, valid_minutes } => Draft {
-                subject: format!("Your {product} unlock code"),
+            Mail::Unlock { token, valid_minutes } => Draft {
+                subject: format!("Sign in to {product} past a lockout"),
                 paragraphs: vec![
                     format!(
-                        "Sign-in to your {product} account is paused after failed attempts. Give this code with your password to sign in now. It is valid for {valid_minutes} minutes and works once."
+                        "Sign-in to your {product} account is paused after failed attempts. Open this link and sign in with your password to get past the pause now. The link is valid for {valid_minutes} minutes and works once."
                     ),
                     "If you did not ask for it, someone may be guessing your password: ignore this message, and choose a strong password.".into(),
                 ],
-                highlight: Some(Highlight::Code(code.to_owned())),
+                highlight: Some(Highlight::Link {
+                    url: format!("{}/unlock#token={token}", self.app_url),
+                    label: "Sign in now",
+                }),
             },
             Mail::Notice(notice) => {
                 let (subject, what) = match notice {

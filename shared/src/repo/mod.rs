@@ -15,7 +15,7 @@ mod users;
 pub use chat::{ActivityEntry, ChatConnection, ChatRepo, ChatTicket, Started};
 pub use counters::{CounterRepo, FailureCounter};
 pub use friends::{FriendRepo, FriendshipChange};
-pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo};
+pub use secrets::{OneTimeSecret, OneTimeSecretRepo, Purpose, RecoveryCodeRepo, UnlockToken, UnlockTokenRepo};
 pub use sessions::{RefreshRecord, Session, SessionRepo};
 pub use sign_ins::{ExchangeGrant, PendingAuthorization, SignInRepo};
 pub use uploads::{PendingUpload, UploadRepo};

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RepoError, from_item, to_item};
+use super::{RepoError, from_item, put_new, take, to_item};
 use crate::domain::{Email, UserId};
 use crate::store::{Condition, ItemStore, Key, StoreError, Write};
 
@@ -15,8 +15,6 @@ pub enum Purpose {
     EmailVerification,
     /// Confirms a new address (the secret's `email`) for the account.
     EmailChange,
-    /// Lets the owner sign in past a lockout of their login names.
-    Unlock,
 }
 
 impl Purpose {
@@ -26,7 +24,6 @@ impl Purpose {
             Self::PasswordReset => "SECRET#PASSWORD_RESET",
             Self::EmailVerification => "SECRET#EMAIL_VERIFICATION",
             Self::EmailChange => "SECRET#EMAIL_CHANGE",
-            Self::Unlock => "SECRET#UNLOCK",
         }
     }
 }
@@ -167,5 +164,48 @@ impl RecoveryCodeRepo {
             Err(StoreError::ConditionFailed { .. }) => Ok(false),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// Unlock links: one item per token, keyed by its hash, so that asking for a new one never
+/// voids one already mailed (someone else asking cannot take the owner's away), and each
+/// works once.
+#[derive(Clone)]
+pub struct UnlockTokenRepo {
+    store: Arc<dyn ItemStore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnlockToken {
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub ttl: i64,
+}
+
+fn unlock_key(user_id: UserId, hash: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), format!("UNLOCK#{hash}"))
+}
+
+impl UnlockTokenRepo {
+    pub fn new(store: Arc<dyn ItemStore>) -> Self {
+        Self { store }
+    }
+
+    /// When the user's latest unlock link was issued, if one is live.
+    pub async fn latest_issued_at(&self, user_id: UserId, now: i64) -> Result<Option<i64>, RepoError> {
+        let items = self.store.query(&format!("USER#{user_id}"), "UNLOCK#").await?;
+        let tokens = items.into_iter().map(from_item::<UnlockToken>).collect::<Result<Vec<_>, _>>()?;
+        Ok(tokens.iter().filter(|token| token.expires_at > now).map(|token| token.issued_at).max())
+    }
+
+    pub async fn create(&self, user_id: UserId, hash: &str, token: &UnlockToken) -> Result<(), RepoError> {
+        put_new(self.store.as_ref(), unlock_key(user_id, hash), token).await
+    }
+
+    /// Spends the token with this hash; `false` when there is none, it expired, or another
+    /// request spent it first.
+    pub async fn consume(&self, user_id: UserId, hash: &str, now: i64) -> Result<bool, RepoError> {
+        let token: Option<UnlockToken> = take(self.store.as_ref(), unlock_key(user_id, hash)).await?;
+        Ok(token.is_some_and(|token| token.expires_at > now))
     }
 }

@@ -33,6 +33,14 @@ pub struct ExchangeGrant {
     pub user_id: UserId,
     /// The sign-in created the account.
     pub created: bool,
+    /// The identity that signed in (absent in grants stored before it was recorded).
+    #[serde(default)]
+    pub provider: Option<ProviderName>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The account's session epoch at the callback: a reset since voids the grant.
+    #[serde(default)]
+    pub session_epoch: u64,
     pub expires_at: i64,
     pub ttl: i64,
 }

@@ -74,6 +74,10 @@ pub struct TotpFactor {
     pub sealed_secret: String,
     /// The last time step whose code was accepted: a code, or an older one, never works twice.
     pub last_step: u64,
+    /// Set up while the account's address was not proven: whoever did may not be its owner, so
+    /// a password reset from that address removes it.
+    #[serde(default)]
+    pub set_up_unverified: bool,
 }
 
 #[derive(Clone)]

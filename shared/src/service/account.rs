@@ -17,10 +17,12 @@ use crate::store::Write;
 const RESET_VALID_MINUTES: i64 = 30;
 /// A code or link asked for again within this time is not sent again (the first one still
 /// works), so the unauthenticated mail routes cannot be used to flood somebody's inbox.
-const RESEND_AFTER_SECONDS: i64 = 60;
+pub(super) const RESEND_AFTER_SECONDS: i64 = 60;
 const VERIFICATION_VALID_HOURS: i64 = 24;
 /// How long an address the account moved away from still receives its security notices.
 pub(super) const PREVIOUS_ADDRESS_DAYS: i64 = 30;
+/// The most previous addresses kept (the latest ones).
+const MAX_PREVIOUS_ADDRESSES: usize = 5;
 
 impl AuthService {
     /// Emails a reset link if the address belongs to an active account. Answers the same, in
@@ -131,6 +133,9 @@ impl AuthService {
         if let Some(old) = after.user.email.replace(secret.email.clone()) {
             after.previous_emails.push(PreviousEmail { email: old, until: now + PREVIOUS_ADDRESS_DAYS * 86_400 });
         }
+        // Bounded: a run of changes must not grow the record, or every notice, without end.
+        let excess = after.previous_emails.len().saturating_sub(MAX_PREVIOUS_ADDRESSES);
+        after.previous_emails.drain(..excess);
         after.user.pending_email = None;
         after.user.is_email_verified = true;
         // Codes and links sent to the old address stop working with it.
@@ -280,14 +285,17 @@ struct Reclaimed {
 
 /// A reset proves the address and takes the account back from whoever held the password. It
 /// keeps the provider identities that vouch for that same address, and drops the others, as
-/// well as a pending address change; if the address had never been proven, the second factors
-/// set up before it was (by whoever registered it) go too.
+/// well as a pending address change; TOTP set up while the address was not proven (by whoever
+/// registered it, perhaps not its owner, even if the owner later opened the verification link)
+/// goes too. TOTP set up on a proven address stays: a reset must not bypass a second factor.
 fn reclaim(stored: &mut StoredUser) -> Reclaimed {
     let address = stored.user.email.clone();
     let identities_before = stored.user.identities.len();
     stored.user.identities.retain(|identity| identity.email.is_some() && identity.email == address);
-    let totp = !stored.user.is_email_verified
-        && (stored.second_factors.totp.is_some() || stored.second_factors.totp_pending.is_some());
+    let unproven = stored.user.email.is_some() && !stored.user.is_email_verified;
+    let factors = &stored.second_factors;
+    let totp = factors.totp.as_ref().is_some_and(|totp| totp.set_up_unverified)
+        || (unproven && (factors.totp.is_some() || factors.totp_pending.is_some()));
     if totp {
         stored.second_factors.totp = None;
         stored.second_factors.totp_pending = None;

@@ -24,7 +24,7 @@ use crate::oauth::{ProviderError, Providers};
 use crate::objects::ObjectStore;
 use crate::repo::{
     ChatRepo, CounterRepo, FriendRepo, OneTimeSecretRepo, RecoveryCodeRepo, RepoError, Session, SessionRepo,
-    SignInRepo, StoredUser, UniqueField, UploadRepo, UserRepo,
+    SignInRepo, StoredUser, UniqueField, UnlockTokenRepo, UploadRepo, UserRepo,
 };
 use crate::store::{ItemStore, StoreError};
 
@@ -183,8 +183,8 @@ pub struct Credentials {
     /// The candidate as typed; not policy-checked, since old passwords may predate the policy.
     pub password: String,
     pub second_factor: Option<SecondFactor>,
-    /// A code mailed by `send_unlock_code`: lets the owner past a lock on the login name.
-    pub unlock_code: Option<String>,
+    /// The token of a link mailed by `send_unlock_link`: lets the owner past a lockout.
+    pub unlock_token: Option<String>,
 }
 
 /// Where a request came from, for per-address throttling.
@@ -233,6 +233,7 @@ pub struct AuthService {
     pub(super) sessions: SessionRepo,
     pub(super) secrets: OneTimeSecretRepo,
     pub(super) recovery_codes: RecoveryCodeRepo,
+    pub(super) unlock_tokens: UnlockTokenRepo,
     pub(super) throttle: Throttle,
     pub(super) hasher: PasswordHasher,
     keys: SigningKeys,
@@ -299,6 +300,7 @@ impl AuthService {
             sessions: SessionRepo::new(Arc::clone(&store)),
             secrets: OneTimeSecretRepo::new(Arc::clone(&store)),
             recovery_codes: RecoveryCodeRepo::new(Arc::clone(&store)),
+            unlock_tokens: UnlockTokenRepo::new(Arc::clone(&store)),
             friends: FriendRepo::new(Arc::clone(&store)),
             providers: Providers::new(config.oauth_providers.clone()),
             sign_ins: SignInRepo::new(Arc::clone(&store)),
@@ -349,10 +351,10 @@ impl AuthService {
     /// the account across all its names, whose lock is enforced silently: the password is not
     /// checked and the answer is the wrong-password one, with the same work. So a lock earned
     /// through a username cannot be seen by trying the account's email or phone. The owner
-    /// gets past either lock with a mailed unlock code (`send_unlock_code`); a login that
-    /// carries one takes the uniform response time, so whether it was needed does not show.
+    /// gets past either lock with a mailed unlock link (`send_unlock_link`); a login that
+    /// carries its token takes the uniform response time, so whether it was needed does not show.
     pub async fn login(&self, credentials: Credentials, origin: &Origin) -> Result<TokenPair, AuthError> {
-        match credentials.unlock_code.is_some() {
+        match credentials.unlock_token.is_some() {
             true => self.uniformly(self.check_login(credentials, origin)).await,
             false => self.check_login(credentials, origin).await,
         }
@@ -370,11 +372,11 @@ impl AuthService {
         if let Some(ip) = origin.ip {
             self.throttle.check(&Subject::Address(ip), now).await?;
         }
-        let mut unlock_code = credentials.unlock_code.as_deref();
-        // An unlock code lifts both locks, once; it is spent by whichever lock needs it first.
+        let mut unlock_token = credentials.unlock_token.as_deref();
+        // An unlock token lifts both locks, once; it is spent by whichever lock needs it first.
         let mut unlock = async || -> Result<bool, AuthError> {
-            let Some(code) = unlock_code.take() else { return Ok(false) };
-            let accepted = self.accept_unlock_code(found.as_ref(), code).await?;
+            let Some(token) = unlock_token.take() else { return Ok(false) };
+            let accepted = self.accept_unlock_token(found.as_ref(), token).await?;
             if accepted {
                 self.clear_failures(&name).await;
                 self.clear_failures(&account).await;
@@ -481,6 +483,15 @@ impl AuthService {
             self.throttle.check(&Subject::Address(ip), now).await?;
         }
         Ok(self.throttle.reserve(account, now).await?)
+    }
+
+    /// Refuses when the client address or `subject` is locked out; counts nothing.
+    pub(super) async fn check_not_locked(&self, subject: &Subject, origin: &Origin) -> Result<(), AuthError> {
+        let now = now().unix_timestamp();
+        if let Some(ip) = origin.ip {
+            self.throttle.check(&Subject::Address(ip), now).await?;
+        }
+        Ok(self.throttle.check(subject, now).await?)
     }
 
     /// Counts a failed attempt against the client address and hands back `error`.

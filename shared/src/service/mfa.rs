@@ -2,18 +2,20 @@
 
 use subtle::ConstantTimeEq;
 
+use super::account::RESEND_AFTER_SECONDS;
 use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled};
 use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::crypto::totp::{self, Enrollment};
 use crate::domain::{LoginIdentifier, User, UserId};
 use crate::mail::templates::{Mail, Notice};
-use crate::repo::{Purpose, StoredUser, TotpFactor};
+use crate::repo::{Purpose, StoredUser, TotpFactor, UnlockToken};
 
 const EMAIL_CODE_DIGITS: u32 = 6;
 const EMAIL_CODE_VALID_MINUTES: i64 = 10;
 const EMAIL_CODE_MAX_WRONG_GUESSES: u32 = 5;
 const RECOVERY_CODES: usize = 10;
+const UNLOCK_VALID_MINUTES: i64 = 15;
 /// How recent a login must be to stand in for a password an account does not have.
 const RECENT_SIGN_IN_SECONDS: i64 = 600;
 
@@ -25,60 +27,79 @@ impl AuthService {
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
             let uses_codes = stored.second_factors.email_codes || self.config.require_email_codes;
             if uses_codes {
-                self.mail_code(&stored.user, Purpose::EmailCode).await?;
+                self.mail_code(&stored.user).await?;
             }
             Ok(())
         })
         .await
     }
 
-    /// `POST /v1/auth/unlock`: mails an unlock code when the login name or its account is
-    /// locked out. Answers the same, in about the same time, whatever the name.
-    pub async fn send_unlock_code(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
+    /// `POST /v1/auth/unlock`: mails an unlock link when the login name or its account is
+    /// locked out (at most one a minute; earlier links keep working). Answers the same, in
+    /// about the same time, whatever the name.
+    pub async fn send_unlock_link(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
         self.uniformly(async {
             let name = Subject::LoginName(secrets::hash(&identifier.canonical()));
             let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            let (now, account) = (now().unix_timestamp(), Subject::Account(stored.user.id));
+            let user = &stored.user;
+            let Some(address) = user.email.as_ref().filter(|_| user.is_active()) else { return Ok(()) };
+            let (now, account) = (now().unix_timestamp(), Subject::Account(user.id));
             let (name_lock, account_lock) =
                 tokio::join!(self.throttle.check(&name, now), self.throttle.check(&account, now));
-            if name_lock.is_err() || account_lock.is_err() {
-                self.mail_code(&stored.user, Purpose::Unlock).await?;
+            if name_lock.is_ok() && account_lock.is_ok() {
+                return Ok(());
+            }
+            let latest = self.unlock_tokens.latest_issued_at(user.id, now).await?;
+            if latest.is_some_and(|issued_at| now - issued_at < RESEND_AFTER_SECONDS) {
+                return Ok(());
+            }
+            let secret = secrets::generate();
+            let expires_at = now + UNLOCK_VALID_MINUTES * 60;
+            let token = UnlockToken { issued_at: now, expires_at, ttl: expires_at };
+            self.unlock_tokens.create(user.id, &secrets::hash(&secret), &token).await?;
+            let link = format!("{}.{secret}", user.id);
+            let mail = Mail::Unlock { token: &link, valid_minutes: UNLOCK_VALID_MINUTES };
+            if let Err(error) = self.send(address, mail).await {
+                tracing::error!(user_id = %user.id, %error, "the unlock link could not be sent");
             }
             Ok(())
         })
         .await
     }
 
-    /// Mails a fresh six-digit code of `purpose` to an active account with an address (at
-    /// most one a minute). A mail failure is logged: answering differently would tell the
-    /// caller that the account exists.
-    async fn mail_code(&self, user: &User, purpose: Purpose) -> Result<(), AuthError> {
+    /// Mails a fresh six-digit sign-in code to an active account with an address (at most one
+    /// a minute). A mail failure is logged: answering differently would tell the caller that
+    /// the account exists.
+    async fn mail_code(&self, user: &User) -> Result<(), AuthError> {
         let Some(address) = user.email.as_ref().filter(|_| user.is_active()) else { return Ok(()) };
         let code = secrets::generate_digits(EMAIL_CODE_DIGITS);
         let hash = self.code_mac.mac(&code, &user.id.to_string());
+        let purpose = Purpose::EmailCode;
         if !self.issue_secret(user, address, purpose, hash, EMAIL_CODE_VALID_MINUTES * 60).await? {
             return Ok(());
         }
-        let mail = match purpose {
-            Purpose::Unlock => Mail::Unlock { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES },
-            _ => Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES },
-        };
+        let mail = Mail::EmailCode { code: &code, valid_minutes: EMAIL_CODE_VALID_MINUTES };
         if let Err(error) = self.send(address, mail).await {
-            tracing::error!(user_id = %user.id, %error, "a mailed code could not be sent");
+            tracing::error!(user_id = %user.id, %error, "the email code could not be sent");
         }
         Ok(())
     }
 
-    /// Whether `code` is the account's live unlock code (spent if so). An unknown account
-    /// reads a record too, so both take the same work.
-    pub(super) async fn accept_unlock_code(&self, stored: Option<&StoredUser>, code: &str) -> Result<bool, AuthError> {
-        match stored {
-            Some(stored) => self.accept_mailed_code(&stored.user, Purpose::Unlock, code).await,
-            None => {
-                self.secrets.get(UserId(uuid::Uuid::nil()), Purpose::Unlock).await?;
-                Ok(false)
-            }
-        }
+    /// Whether `token` is a live unlock link of the account (spent if so). 256 random bits:
+    /// no guess counting is needed, so nobody can burn the owner's link. An unknown account
+    /// spends a record too, so both take the same work.
+    pub(super) async fn accept_unlock_token(
+        &self,
+        stored: Option<&StoredUser>,
+        token: &str,
+    ) -> Result<bool, AuthError> {
+        let now = now().unix_timestamp();
+        let parsed = token.split_once('.').and_then(|(id, secret)| Some((UserId::parse(id)?, secret)));
+        let (owner, secret) = parsed.unwrap_or((UserId(uuid::Uuid::nil()), token));
+        // A token of another account (or none) spends a record of nobody: the same work.
+        let user_id =
+            stored.map(|stored| stored.user.id).filter(|id| *id == owner).unwrap_or(UserId(uuid::Uuid::nil()));
+        Ok(self.unlock_tokens.consume(user_id, &secrets::hash(secret), now).await? && user_id == owner)
     }
 
     /// Step one of TOTP: a fresh secret for the authenticator app, inactive until verified.
@@ -127,7 +148,8 @@ impl AuthService {
         let hashes: Vec<String> =
             codes.iter().map(|code| secrets::hash(&secrets::normalize_recovery_code(code))).collect();
         let writes = self.recovery_codes.replace_all(stored.user.id, &hashes).await?;
-        stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step });
+        let set_up_unverified = stored.user.email.is_some() && !stored.user.is_email_verified;
+        stored.second_factors.totp = Some(TotpFactor { sealed_secret: pending, last_step: step, set_up_unverified });
         self.users.save(&stored, writes).await?;
         self.succeeded(&stored.user).await;
         self.notify(&stored, Notice::TotpEnabled).await;
@@ -178,18 +200,7 @@ impl AuthService {
         }
         let changed = stored.second_factors.email_codes != enabled;
         if changed && !enabled {
-            let proven = match proof {
-                Some(SecondFactor::EmailCode(code)) => {
-                    self.accept_mailed_code(&stored.user, Purpose::EmailCode, &code).await?.then_some(())
-                }
-                Some(SecondFactor::Totp(code)) if stored.second_factors.totp.is_some() => {
-                    self.accept_totp(&stored, &code).await?.then_some(())
-                }
-                _ => return Err(AuthError::MissingField("email_code")),
-            };
-            if proven.is_none() {
-                return Err(self.failed(origin, AuthError::Incorrect { field: "email_code" }).await);
-            }
+            self.prove_second_factor(&stored, proof, origin).await?;
         }
         if changed {
             // Re-applied on a fresh read: accepting a TOTP code advanced the stored record.
@@ -206,6 +217,31 @@ impl AuthService {
             self.notify(&stored, notice).await;
         }
         Ok(())
+    }
+
+    /// A fresh code of a second factor the account has (TOTP, or a mailed code when it signs in
+    /// with email codes), for a change that would weaken or move it: the password alone must
+    /// not. An account with neither needs nothing.
+    pub(super) async fn prove_second_factor(
+        &self,
+        stored: &StoredUser,
+        proof: Option<SecondFactor>,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let totp = stored.second_factors.totp.is_some();
+        let email = stored.second_factors.email_codes || self.config.require_email_codes;
+        let (proven, field) = match proof {
+            Some(SecondFactor::Totp(code)) if totp => (self.accept_totp(stored, &code).await?, "totp_code"),
+            Some(SecondFactor::EmailCode(code)) if email => {
+                (self.accept_mailed_code(&stored.user, Purpose::EmailCode, &code).await?, "email_code")
+            }
+            _ if !totp && !email => return Ok(()),
+            _ => return Err(AuthError::MissingField(if totp { "totp_code" } else { "email_code" })),
+        };
+        match proven {
+            true => Ok(()),
+            false => Err(self.failed(origin, AuthError::Incorrect { field }).await),
+        }
     }
 
     /// At sign-in, after the password matched: demands and checks the account's second factor.
@@ -274,7 +310,7 @@ impl AuthService {
                 false => self.secret_box.seal(&secret, &seen.user.id.to_string()),
             };
             let mut advanced = seen;
-            advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step });
+            advanced.second_factors.totp = Some(TotpFactor { sealed_secret, last_step: step, ..factor });
             settled(self.users.save(&advanced, vec![]).await.map(|()| true))
         })
         .await

@@ -155,8 +155,18 @@ impl AuthService {
             Some(grant) if grant.expires_at > now().unix_timestamp() => grant,
             _ => return Err(self.failed(origin, AuthError::InvalidGrant).await),
         };
+        // A grant is for the account as it was at the callback: a password reset since (a new
+        // session epoch) or an unlink of the identity voids it.
+        let still_linked = |stored: &StoredUser| match (&grant.provider, &grant.subject) {
+            (Some(provider), Some(subject)) => stored.user.identity(provider).is_some_and(|id| id.subject == *subject),
+            _ => true,
+        };
         let stored = match self.users.find_by_id(grant.user_id).await? {
-            Some(stored) if stored.user.is_active() => stored,
+            Some(stored)
+                if stored.user.is_active() && stored.session_epoch == grant.session_epoch && still_linked(&stored) =>
+            {
+                stored
+            }
             _ => return Err(AuthError::InvalidGrant),
         };
         // The second factor is checked before the code is spent, so a client asked for one
@@ -264,13 +274,16 @@ impl AuthService {
             .providers
             .exchange_code(provider, code, &pending.callback_url, &pending.code_verifier, &pending.nonce)
             .await;
-        let account = match exchanged.map_err(AuthError::from) {
-            Ok(identity) => self.account_for(provider, identity).await,
-            Err(error) => Err(error),
+        let (account, subject) = match exchanged.map_err(AuthError::from) {
+            Ok(identity) => {
+                let subject = identity.subject.clone();
+                (self.account_for(provider, identity).await, subject)
+            }
+            Err(error) => (Err(error), String::new()),
         };
-        let (user_id, created) = match account {
-            Ok(Account::Existing(stored)) => (stored.user.id, false),
-            Ok(Account::Created(user)) => (user.id, true),
+        let (user_id, created, session_epoch) = match account {
+            Ok(Account::Existing(stored)) => (stored.user.id, false, stored.session_epoch),
+            Ok(Account::Created(user)) => (user.id, true, 0),
             Err(AuthError::LinkRequired) => return Ok(Err(CallbackError::AccountExists)),
             Err(AuthError::ProviderUnavailable { .. }) => return Ok(Err(CallbackError::ProviderUnavailable)),
             Err(AuthError::ProviderRejected(reason)) => {
@@ -291,9 +304,16 @@ impl AuthService {
         };
         let code = secrets::generate();
         let expires_at = now().unix_timestamp() + EXCHANGE_VALID_SECONDS;
-        self.sign_ins
-            .save_grant(&secrets::hash(&code), &ExchangeGrant { user_id, created, expires_at, ttl: expires_at })
-            .await?;
+        let grant = ExchangeGrant {
+            user_id,
+            created,
+            provider: Some(provider.clone()),
+            subject: Some(subject),
+            session_epoch,
+            expires_at,
+            ttl: expires_at,
+        };
+        self.sign_ins.save_grant(&secrets::hash(&code), &grant).await?;
         Ok(Ok(code))
     }
 

@@ -160,6 +160,12 @@ impl Throttle {
             let stored = self.counters.get(&key).await?;
             let counter = current(stored, now);
             if enforce && let Some(locked) = counter.as_ref().and_then(|counter| lock_of(counter, limits, now)) {
+                // Written back unchanged: a refused attempt costs the read and the write a counted
+                // one does, so the time taken does not tell a locked account (an account's lock
+                // is enforced silently) from a name of nobody.
+                if let Some(seen) = &stored {
+                    let _ = self.counters.swap(&key, Some(seen), seen).await;
+                }
                 return Err(ThrottleError::Locked(locked));
             }
             match self.counters.swap(&key, stored.as_ref(), &bumped(counter, limits, now)).await {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::auth::{AuthError, AuthService, Origin, Principal, now, retry_on_conflict, settled};
+use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled};
 use super::throttle::Subject;
 use crate::crypto::passwords::PasswordHasher;
 use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
@@ -81,12 +81,14 @@ pub struct UserPage {
 /// 100,000 accounts a full read is ~15 MB, so it is read at most once per `ttl` per container.
 pub(super) struct DirectoryCache {
     ttl: Duration,
+    scans: tokio::sync::Semaphore,
     cached: tokio::sync::Mutex<Option<(Instant, Arc<Vec<DirectoryEntry>>)>>,
 }
 
 impl DirectoryCache {
     pub(super) fn new(ttl: Duration) -> Self {
-        Self { ttl, cached: tokio::sync::Mutex::new(None) }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self { ttl, scans: tokio::sync::Semaphore::new(cores), cached: tokio::sync::Mutex::new(None) }
     }
 
     async fn entries(&self, users: &UserRepo) -> Result<Arc<Vec<DirectoryEntry>>, RepoError> {
@@ -159,7 +161,8 @@ impl AuthService {
     }
 
     /// `PATCH /v1/users/me`. Unique values are swapped atomically (a taken one is `409` and
-    /// changes nothing). A new email needs the current password (ASVS 5.0 7.5.1) and is only
+    /// changes nothing). A new email needs the current password (ASVS 5.0 7.5.1), and a fresh
+    /// code of the account's second factor if it has one, and is only
     /// *pending*: the account keeps its address (and that address its mail) until the link
     /// sent to the new one is used by the signed-in owner, so nobody can hold an address they
     /// cannot read.
@@ -168,11 +171,21 @@ impl AuthService {
         principal: &Principal,
         changes: ProfileChanges,
         current_password: Option<String>,
+        proof: Option<SecondFactor>,
         origin: &Origin,
     ) -> Result<User, AuthError> {
         let new_email = changes.email.clone().filter(|email| Some(email) != principal.user.email.as_ref());
+        // A phone number is private: one may be tried only while the caller is not locked out
+        // (a locked prober would otherwise still tell a free number, `200`, from a taken one).
+        if matches!(&changes.phone, Patch::Set(phone) if Some(phone) != principal.user.phone.as_ref()) {
+            self.check_not_locked(&Subject::Account(principal.user.id), origin).await?;
+        }
         if new_email.is_some() {
-            self.reauthenticate(principal, self.stored(principal).await?, current_password, origin).await?;
+            let stored =
+                self.reauthenticate(principal, self.stored(principal).await?, current_password, origin).await?;
+            // Emailed codes would follow the address: a stolen session and password must not move
+            // the second factor to an inbox of their own.
+            self.prove_second_factor(&stored, proof, origin).await?;
         }
         // Re-applied on a fresh read when something else changed the account meanwhile (a
         // TOTP sign-in, a verification): only a taken value ends it.
@@ -286,6 +299,8 @@ impl AuthService {
             return Err(AuthError::PermissionDenied("only admins may filter by email"));
         }
         let entries = self.directory.entries(&self.users).await?;
+        // At most one scan per core at a time: more would only queue on the blocking pool.
+        let _scan = self.directory.scans.acquire().await.map_err(|error| AuthError::Internal(error.to_string()))?;
         // Matching is CPU work that grows with the directory: it runs on a blocking thread,
         // within a time budget, so no pattern can hold an async worker for long.
         let (name, email) = (query.name.clone(), query.email.clone());
@@ -293,7 +308,7 @@ impl AuthService {
             let started = Instant::now();
             let mut matching = Vec::new();
             for (scanned, entry) in entries.iter().enumerate() {
-                if scanned % 1024 == 1023 && started.elapsed() > FILTER_BUDGET {
+                if scanned % 64 == 63 && started.elapsed() > FILTER_BUDGET {
                     return None;
                 }
                 let visible = admin || entry.status == UserStatus::Normal;

@@ -96,13 +96,13 @@ pub async fn set_email_codes(
 }
 
 /// `202` whatever the name: the answer never tells whether it exists or is locked.
-pub async fn send_unlock_code(
+pub async fn send_unlock_link(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<UnlockRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let identifier = one_identifier(request.email, request.username, request.phone)?;
-    state.auth.send_unlock_code(identifier).await?;
-    let message = "if this names an account whose sign-in is locked, an unlock code was sent to its email address";
+    state.auth.send_unlock_link(identifier).await?;
+    let message = "if this names an account whose sign-in is locked, an unlock link was sent to its email address";
     Ok((StatusCode::ACCEPTED, Json(json!({ "success": true, "message": message }))))
 }
 

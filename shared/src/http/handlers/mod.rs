@@ -10,7 +10,7 @@ mod users;
 pub use account::{
     change_password, confirm_email_change, forgot_password, resend_verification, reset_password, verify_email,
 };
-pub use mfa::{disable_totp, enable_totp, send_email_code, send_unlock_code, set_email_codes, verify_totp};
+pub use mfa::{disable_totp, enable_totp, send_email_code, send_unlock_link, set_email_codes, verify_totp};
 pub use users::{
     add_friend, administer_user, delete_me, delete_user, get_user, list_friends, list_users, remove_friend, update_me,
 };
@@ -163,8 +163,8 @@ pub struct LoginRequest {
     totp_code: Option<String>,
     recovery_code: Option<String>,
     email_code: Option<String>,
-    /// A code from `POST /v1/auth/unlock`: signs in past a lock on this login name.
-    unlock_code: Option<String>,
+    /// The token of the link `POST /v1/auth/unlock` mailed: signs in past a lockout.
+    unlock_token: Option<String>,
 }
 
 pub async fn login(
@@ -175,8 +175,9 @@ pub async fn login(
     let identifier = one_identifier(request.email, request.username, request.phone)?;
     let password = typed_password("password", request.password)?;
     let second_factor = second_factor(request.totp_code, request.recovery_code, request.email_code)?;
-    let unlock_code = request.unlock_code.map(|code| six_digits("unlock_code", &code)).transpose()?;
-    let pair = state.auth.login(Credentials { identifier, password, second_factor, unlock_code }, &origin).await?;
+    let unlock_token =
+        request.unlock_token.map(|token| non_empty("unlock_token", &token).map(str::to_owned)).transpose()?;
+    let pair = state.auth.login(Credentials { identifier, password, second_factor, unlock_token }, &origin).await?;
     Ok(Json(pair.into()))
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PasswordConfirmation, typed_password};
+use super::{PasswordConfirmation, second_factor, typed_password};
 use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, Role, User, UserId, UserStatus, Username};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -24,6 +24,9 @@ pub struct UpdateProfileRequest {
     phone: Patch<Phone>,
     extra: Option<Value>,
     current_password: Option<String>,
+    /// A new email of an account with a second factor needs a fresh code of it.
+    totp_code: Option<String>,
+    email_code: Option<String>,
 }
 
 pub async fn update_me(
@@ -34,8 +37,9 @@ pub async fn update_me(
 ) -> Result<Json<User>, ApiError> {
     let extra = request.extra.map(Extra::parse).transpose().map_err(|error| ApiError::invalid_field("extra", error))?;
     let current_password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
+    let proof = second_factor(request.totp_code, None, request.email_code)?;
     let changes = ProfileChanges { username: request.username, email: request.email, phone: request.phone, extra };
-    Ok(Json(state.auth.update_profile(&principal, changes, current_password, &origin).await?))
+    Ok(Json(state.auth.update_profile(&principal, changes, current_password, proof, &origin).await?))
 }
 
 pub async fn delete_me(
