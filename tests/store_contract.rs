@@ -16,6 +16,7 @@ on_both_backends!(
     query_page_reads_pages_in_either_order_after_a_cursor,
     conditional_delete_only_removes_a_matching_item,
     twenty_concurrent_puts_if_absent_have_exactly_one_winner,
+    a_user_item_stored_by_an_earlier_version_still_signs_in_and_changes,
 );
 
 fn attributes(value: Value) -> Map<String, Value> {
@@ -197,4 +198,52 @@ async fn twenty_concurrent_puts_if_absent_have_exactly_one_winner(backend: Backe
     let winners = results.iter().filter(|result| matches!(result, Ok(Ok(())))).count();
     let refused = results.iter().filter(|r| matches!(r, Ok(Err(StoreError::ConditionFailed { .. })))).count();
     assert_eq!((winners, refused), (1, 19), "{results:?}");
+}
+
+/// A user item exactly as an earlier version stored it (before pending addresses, previous
+/// addresses and the TOTP setup flag existed): it reads, signs in and takes a change without a
+/// migration. The API body is its own struct, so it shows the fields added since too.
+async fn a_user_item_stored_by_an_earlier_version_still_signs_in_and_changes(backend: Backend) {
+    use latchkey::crypto::passwords::PasswordHasher;
+    use latchkey::domain::{Password, PasswordPolicy};
+    use latchkey_tests::{PASSWORD, TestServer, test_config};
+
+    let (store, guard) = fresh_store(backend).await;
+    let hasher = PasswordHasher::new(test_config().argon2).unwrap();
+    let hash = hasher.hash(&Password::new(PASSWORD.into(), PasswordPolicy::default()).unwrap()).await.unwrap();
+    let id = "0b9f7d9e-3c1a-4f5e-8d2b-6a7c8e9f0a1b";
+    let stored = json!({
+        "id": id, "email": "legacy@example.com", "username": "legacy", "phone": null, "role": "USER",
+        "type": "EMAIL", "status": "NORMAL", "extra": {"theme": "dark"}, "is_email_verified": true,
+        "avatar": null, "identities": [], "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z",
+        "password_hash": hash,
+        "second_factors": {"totp": null, "totp_pending": null, "email_codes": false},
+        "avatar_key": null, "session_epoch": 0, "version": 3
+    });
+    let writes = vec![
+        Write::put(item(&format!("USER#{id}"), "PROFILE", stored), Condition::Always),
+        Write::put(item("EMAIL#legacy@example.com", "UNIQUE", json!({"user_id": id})), Condition::Always),
+        Write::put(item("USERNAME#legacy", "UNIQUE", json!({"user_id": id})), Condition::Always),
+        Write::put(
+            item(
+                "DIRECTORY",
+                &format!("01761991200000000000#{id}"),
+                json!({"id": id, "username": "legacy", "email": "legacy@example.com", "status": "NORMAL"}),
+            ),
+            Condition::Always,
+        ),
+    ];
+    store.write(writes).await.unwrap();
+    let server = TestServer::with_store(store, guard, test_config()).await;
+    let signed_in = server.post("/v1/auth/login", json!({"username": "legacy", "password": PASSWORD})).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    let access = signed_in.body["access_token"].as_str().unwrap().to_owned();
+    let me = server.get("/v1/users/me", Some(&access)).await;
+    assert_eq!(
+        (me.body["email"].as_str(), me.body["extra"]["theme"].as_str()),
+        (Some("legacy@example.com"), Some("dark"))
+    );
+    assert!(me.body["pending_email"].is_null(), "{}", me.body);
+    let changed = server.patch_authorized("/v1/users/me", &access, json!({"username": "legacy_renamed"})).await;
+    assert_eq!((changed.status, changed.body["username"].as_str()), (200, Some("legacy_renamed")), "{}", changed.body);
 }

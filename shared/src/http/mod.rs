@@ -3,6 +3,7 @@
 //! The route table is data, so one list builds the router, feeds the local server and is
 //! checked against `template.yaml` and `openapi.yaml` by the tests.
 
+pub mod bodies;
 pub mod error;
 pub mod extract;
 mod handlers;

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled};
 use super::throttle::Subject;
 use crate::crypto::passwords::PasswordHasher;
@@ -65,8 +63,7 @@ pub struct UserQuery {
 }
 
 /// One listed account: the full record for admins, the public profile for everyone else.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Listed {
     Full(User),
     Public(PublicProfile),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{new_password, non_empty, typed_password};
 use crate::domain::Email;
 use crate::http::AppState;
+use crate::http::bodies::UserBody;
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody};
 
@@ -73,7 +74,7 @@ pub async fn verify_email(
     JsonBody(request): JsonBody<VerifyEmailRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let user = state.auth.verify_email(non_empty("token", &request.token)?, &origin).await?;
-    Ok(Json(json!({ "success": true, "user": user })))
+    Ok(Json(json!({ "success": true, "user": UserBody::from(user) })))
 }
 
 /// `POST /v1/users/me/email/confirm`: the link sent to a new address, used while signed in.
@@ -84,7 +85,7 @@ pub async fn confirm_email_change(
     JsonBody(request): JsonBody<VerifyEmailRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let user = state.auth.confirm_email_change(&principal, non_empty("token", &request.token)?, &origin).await?;
-    Ok(Json(json!({ "success": true, "user": user })))
+    Ok(Json(json!({ "success": true, "user": UserBody::from(user) })))
 }
 
 /// `POST /v1/auth/email/revert`: the link mailed to the address an account moved away from.

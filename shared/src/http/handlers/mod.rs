@@ -24,14 +24,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::bodies::UserBody;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{Authenticated, ClientOrigin, JsonBody};
-use crate::domain::{Email, LoginIdentifier, Password, PasswordPolicy, Phone, User, Username};
+use crate::domain::{Email, LoginIdentifier, Password, PasswordPolicy, Phone, Username};
 use crate::service::{Credentials, Introspection, Registered, Registration, SecondFactor, TokenPair};
 
 #[derive(Serialize)]
 pub struct TokenResponse {
-    user: User,
+    user: UserBody,
     access_token: String,
     refresh_token: String,
     token_type: &'static str,
@@ -41,7 +42,7 @@ pub struct TokenResponse {
 impl From<TokenPair> for TokenResponse {
     fn from(pair: TokenPair) -> Self {
         Self {
-            user: pair.user,
+            user: pair.user.into(),
             access_token: pair.access_token,
             refresh_token: pair.refresh_token,
             token_type: "Bearer",
@@ -68,7 +69,9 @@ pub async fn register(
         Registration { email: request.email, password, username: request.username, phone: request.phone };
     let body = match state.auth.register(registration, &origin).await? {
         Registered::SignedIn(pair) => json!(TokenResponse::from(pair)),
-        Registered::VerificationRequired(user) => json!({ "user": user, "verification_required": true }),
+        Registered::VerificationRequired(user) => {
+            json!({ "user": UserBody::from(user), "verification_required": true })
+        }
     };
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -216,13 +219,13 @@ pub async fn logout_all(
     Ok(Json(json!({ "success": true, "sessions_ended": ended })))
 }
 
-pub async fn me(Authenticated(principal): Authenticated) -> Json<User> {
-    Json(principal.user)
+pub async fn me(Authenticated(principal): Authenticated) -> Json<UserBody> {
+    Json(principal.user.into())
 }
 
 pub async fn status(Authenticated(principal): Authenticated) -> Json<Value> {
     Json(json!({
-        "user": principal.user,
+        "user": UserBody::from(principal.user),
         "totp_enabled": principal.totp_enabled,
         "email_codes_enabled": principal.email_codes_enabled,
     }))

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{TokenResponse, non_empty, second_factor, typed_password};
 use crate::domain::ProviderName;
 use crate::http::AppState;
+use crate::http::bodies::IdentityBody;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::oauth::ProviderToken;
@@ -131,6 +132,7 @@ pub async fn list_identities(
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
     let (identities, has_password) = state.auth.identities(&principal).await?;
+    let identities: Vec<IdentityBody> = identities.into_iter().map(IdentityBody::from).collect();
     Ok(Json(json!({ "identities": identities, "has_password": has_password })))
 }
 
@@ -154,7 +156,7 @@ pub async fn link_identity(
     let password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
     let token = provider_token(request.id_token, request.access_token, request.nonce)?;
     let (identity, new) = state.auth.link_identity(&principal, &provider, token, password, &origin).await?;
-    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(identity))))
+    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(IdentityBody::from(identity)))))
 }
 
 pub async fn unlink_identity(

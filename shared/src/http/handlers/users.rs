@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{PasswordConfirmation, second_factor, typed_password};
-use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, Role, User, UserId, UserStatus, Username};
+use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, Role, UserId, UserStatus, Username};
 use crate::http::AppState;
+use crate::http::bodies::{ListedBody, UserBody};
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::service::{AdminChanges, AuthError, Patch, ProfileChanges, UserQuery};
@@ -34,12 +35,12 @@ pub async fn update_me(
     Authenticated(principal): Authenticated,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<UpdateProfileRequest>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserBody>, ApiError> {
     let extra = request.extra.map(Extra::parse).transpose().map_err(|error| ApiError::invalid_field("extra", error))?;
     let current_password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
     let proof = second_factor(request.totp_code, None, request.email_code)?;
     let changes = ProfileChanges { username: request.username, email: request.email, phone: request.phone, extra };
-    Ok(Json(state.auth.update_profile(&principal, changes, current_password, proof, &origin).await?))
+    Ok(Json(state.auth.update_profile(&principal, changes, current_password, proof, &origin).await?.into()))
 }
 
 pub async fn delete_me(
@@ -62,8 +63,8 @@ pub async fn get_user(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     PathParam(id): PathParam<String>,
-) -> Result<Json<User>, ApiError> {
-    Ok(Json(state.auth.user(&principal, user_id(&id)?).await?))
+) -> Result<Json<UserBody>, ApiError> {
+    Ok(Json(state.auth.user(&principal, user_id(&id)?).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -77,12 +78,12 @@ pub async fn administer_user(
     Authenticated(principal): Authenticated,
     PathParam(id): PathParam<String>,
     JsonBody(request): JsonBody<AdminChangeRequest>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserBody>, ApiError> {
     if request.status == Some(UserStatus::Withdrawn) {
         return Err(ApiError::invalid_field("status", "must be NORMAL or DELETED (only the owner can withdraw)"));
     }
     let changes = AdminChanges { role: request.role, status: request.status };
-    Ok(Json(state.auth.administer(&principal, user_id(&id)?, changes).await?))
+    Ok(Json(state.auth.administer(&principal, user_id(&id)?, changes).await?.into()))
 }
 
 pub async fn delete_user(
@@ -140,7 +141,8 @@ pub async fn list_users(
     };
     let (page, size) = (query.page, query.size);
     let listed = state.auth.list_users(&principal, query).await?;
-    Ok(Json(json!({ "users": listed.users, "total_count": listed.total_count, "page": page, "size": size })))
+    let users: Vec<ListedBody> = listed.users.into_iter().map(ListedBody::from).collect();
+    Ok(Json(json!({ "users": users, "total_count": listed.total_count, "page": page, "size": size })))
 }
 
 fn username(raw: &str) -> Result<Username, ApiError> {

@@ -1,0 +1,92 @@
+//! Response bodies that show stored records: their own structs, so that renaming a field of the
+//! API never changes an item in the table, nor the reverse.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Email, LinkedIdentity, Phone, ProviderName, PublicProfile, Role, User, UserId, UserStatus, UserType, Username,
+};
+use crate::service::Listed;
+
+/// A user as the API shows it to its owner (and to admins).
+#[derive(Debug, Serialize)]
+pub struct UserBody {
+    pub id: UserId,
+    pub email: Option<Email>,
+    pub username: Option<Username>,
+    pub phone: Option<Phone>,
+    pub role: Role,
+    #[serde(rename = "type")]
+    pub user_type: UserType,
+    pub status: UserStatus,
+    pub extra: Map<String, Value>,
+    pub is_email_verified: bool,
+    pub pending_email: Option<Email>,
+    pub avatar: Option<String>,
+    pub identities: Vec<IdentityBody>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            username: user.username,
+            phone: user.phone,
+            role: user.role,
+            user_type: user.user_type,
+            status: user.status,
+            extra: user.extra,
+            is_email_verified: user.is_email_verified,
+            pending_email: user.pending_email,
+            avatar: user.avatar,
+            identities: user.identities.into_iter().map(IdentityBody::from).collect(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// A provider account linked to the user.
+#[derive(Debug, Serialize)]
+pub struct IdentityBody {
+    pub provider: ProviderName,
+    pub subject: String,
+    pub email: Option<Email>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub linked_at: OffsetDateTime,
+}
+
+impl From<LinkedIdentity> for IdentityBody {
+    fn from(identity: LinkedIdentity) -> Self {
+        Self {
+            provider: identity.provider,
+            subject: identity.subject,
+            email: identity.email,
+            linked_at: identity.linked_at,
+        }
+    }
+}
+
+/// One account of a listing: the full record for admins, the public profile for others.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ListedBody {
+    Full(Box<UserBody>),
+    Public(PublicProfile),
+}
+
+impl From<Listed> for ListedBody {
+    fn from(listed: Listed) -> Self {
+        match listed {
+            Listed::Full(user) => Self::Full(Box::new(user.into())),
+            Listed::Public(profile) => Self::Public(profile),
+        }
+    }
+}
