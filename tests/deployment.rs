@@ -77,7 +77,7 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last
 /// register, login or refresh response).
-const EVENT_SCRIPT: [(&str, &str, u16); 48] = [
+const EVENT_SCRIPT: [(&str, &str, u16); 47] = [
     ("register", "register", 201),
     // With the registration's token, before login: changing the password ends every *other*
     // session, and the registration's session must live until `logout-all`. It keeps the
@@ -138,8 +138,6 @@ const EVENT_SCRIPT: [(&str, &str, u16); 48] = [
     // "bogus" names no link: NOT_FOUND.
     ("email", "verify", 404),
     ("email", "verify-resend", 202),
-    // "bogus" names no link: NOT_FOUND.
-    ("email", "revert", 404),
     ("password", "forgot", 202),
     ("password", "reset", 404),
     ("tokens", "jwks", 200),

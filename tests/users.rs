@@ -9,7 +9,6 @@ on_both_backends!(
     a_new_email_needs_the_password_and_is_the_accounts_only_once_its_owner_confirms_it,
     an_address_set_by_someone_else_stays_free_for_its_owner,
     a_reset_link_only_works_for_the_address_the_account_has,
-    the_old_address_undoes_an_email_change_and_takes_the_account_back,
     members_filters_are_bounded_and_the_documented_unicode_filters_work,
     withdrawing_ends_sessions_frees_every_value_and_reads_as_404,
     a_user_record_is_readable_by_its_owner_and_admins_only,
@@ -156,35 +155,6 @@ async fn an_address_set_by_someone_else_stays_free_for_its_owner(backend: Backen
     let reply = server.post_authorized("/v1/users/me/email/confirm", &owner.access, json!({"token": token})).await;
     reply.error(404, "NOT_FOUND");
     assert_ne!(server.get("/v1/users/me", Some(&mallory.access)).await.body["email"], victim.as_str());
-}
-
-async fn the_old_address_undoes_an_email_change_and_takes_the_account_back(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let (old, ada) = user(&server, "ada").await;
-    // Someone with ada's password and session moves the account to an address of theirs.
-    let theirs = unique_email("mallory");
-    let change = json!({"email": theirs, "current_password": PASSWORD});
-    assert_eq!(server.patch_authorized("/v1/users/me", &ada.access, change).await.status, 200);
-    let token = server.last_mail_to(&theirs).await.link_token();
-    let body = json!({"token": token});
-    assert_eq!(server.post_authorized("/v1/users/me/email/confirm", &ada.access, body).await.status, 200);
-    let notice = server.last_mail_to(&old).await;
-    assert!(notice.subject.contains("Your email address was changed"), "{}", notice.subject);
-    // The old address undoes it, with a new password.
-    let revert = json!({"token": notice.link_token(), "new_password": "ada's own new passphrase"});
-    let reply = server.post("/v1/auth/email/revert", revert.clone()).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    server.post("/v1/auth/email/revert", revert).await.error(404, "NOT_FOUND");
-    server.get("/v1/users/me", Some(&ada.access)).await.error(401, "UNAUTHENTICATED");
-    let back = server.post("/v1/auth/login", json!({"email": old, "password": "ada's own new passphrase"})).await;
-    assert_eq!(back.status, 200, "{}", back.body);
-    assert_eq!(
-        (back.body["user"]["email"].as_str(), back.body["user"]["is_email_verified"].as_bool()),
-        (Some(&*old), Some(true))
-    );
-    assert_eq!(server.post("/v1/auth/login", json!({"email": theirs, "password": PASSWORD})).await.status, 401);
-    // The address taken away is free again.
-    server.register(&theirs, None).await;
 }
 
 async fn a_reset_link_only_works_for_the_address_the_account_has(backend: Backend) {

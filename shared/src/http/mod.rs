@@ -210,7 +210,6 @@ pub mod routes {
             Route::put("/v1/users/me/mfa/email", handlers::set_email_codes),
             Route::post("/v1/auth/email/verify", handlers::verify_email),
             Route::post("/v1/auth/email/verify/resend", handlers::resend_verification),
-            Route::post("/v1/auth/email/revert", handlers::revert_email_change),
         ]
     }
 

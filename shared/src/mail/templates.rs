@@ -15,6 +15,8 @@ pub enum Notice {
     RecoveryCodeUsed {
         remaining: usize,
     },
+    /// Sent to the old address.
+    EmailChanged,
     /// Sent to the current address when a new one is asked for (it is not used until confirmed).
     EmailChangeRequested,
     IdentityLinked,
@@ -39,11 +41,6 @@ pub enum Mail<'a> {
     ConfirmEmailChange {
         token: &'a str,
         valid_hours: i64,
-    },
-    /// Sent to the address an account moved away from: the link undoes the change.
-    EmailChanged {
-        token: &'a str,
-        valid_days: i64,
     },
     /// A link that lets the owner sign in past a lockout.
     Unlock {
@@ -144,19 +141,6 @@ impl Templates {
                     label: "Sign in now",
                 }),
             },
-            Mail::EmailChanged { token, valid_days } => Draft {
-                subject: format!("{product}: Your email address was changed"),
-                paragraphs: vec![
-                    "Your account now uses another email address; this one no longer signs in, but it still receives security notices for a while.".into(),
-                    format!(
-                        "If this was not you, open this link within {valid_days} days: it gives the account this address back, asks you for a new password, ends every session and removes the second factors and sign-in providers added since."
-                    ),
-                ],
-                highlight: Some(Highlight::Link {
-                    url: format!("{}/revert-email#token={token}", self.app_url),
-                    label: "This was not me: give my account back",
-                }),
-            },
             Mail::Notice(notice) => {
                 let (subject, what) = match notice {
                     Notice::PasswordChanged => {
@@ -176,6 +160,10 @@ impl Templates {
                     Notice::EmailCodesDisabled => {
                         ("Email codes turned off", "Sign-in no longer asks for a code sent to this address.".to_owned())
                     }
+                    Notice::EmailChanged => (
+                        "Your email address was changed",
+                        "Your account now uses another email address; this one no longer signs in or receives its mail.".to_owned(),
+                    ),
                     Notice::EmailChangeRequested => (
                         "A new email address was requested",
                         "Somebody signed in to your account asked to change its email address. It changes only when the new address is confirmed from the link sent to it. To cancel the change, reset your password: that voids the request and ends every session.".to_owned(),

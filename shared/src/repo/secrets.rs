@@ -15,8 +15,6 @@ pub enum Purpose {
     EmailVerification,
     /// Confirms a new address (the secret's `email`) for the account.
     EmailChange,
-    /// Gives the account back the address it moved away from (the secret's `email`).
-    EmailRevert,
 }
 
 impl Purpose {
@@ -26,7 +24,6 @@ impl Purpose {
             Self::PasswordReset => "SECRET#PASSWORD_RESET",
             Self::EmailVerification => "SECRET#EMAIL_VERIFICATION",
             Self::EmailChange => "SECRET#EMAIL_CHANGE",
-            Self::EmailRevert => "SECRET#EMAIL_REVERT",
         }
     }
 }

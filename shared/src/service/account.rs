@@ -145,63 +145,8 @@ impl AuthService {
             OneTimeSecretRepo::discard(before.user.id, Purpose::EmailVerification),
         ];
         self.save_redeemed(&before, &after, Purpose::EmailChange, &secret, writes).await?;
-        if let Some(old) = &before.user.email {
-            self.send_revert_link(&after.user, old).await;
-        }
+        self.notify(&after, Notice::EmailChanged).await;
         Ok(after.user)
-    }
-
-    /// Tells the address the account moved away from, with a link that undoes the change:
-    /// whoever changed it may have held the password and a session that were not theirs.
-    async fn send_revert_link(&self, user: &User, old: &Email) {
-        let valid = PREVIOUS_ADDRESS_DAYS * 86_400;
-        let sent = match self.issue_link(user, old, Purpose::EmailRevert, valid).await {
-            Ok(Some(token)) => {
-                self.send(old, Mail::EmailChanged { token: &token, valid_days: PREVIOUS_ADDRESS_DAYS }).await
-            }
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = sent {
-            tracing::error!(user_id = %user.id, %error, "the email change notice could not be sent");
-        }
-    }
-
-    /// `POST /v1/auth/email/revert`: the link sent to the address an account moved away from
-    /// gives it back, with a new password, like a reset that also restores the address. Every
-    /// session ends, and what may have been added since (TOTP, recovery codes, provider
-    /// identities that do not vouch for the address) is removed.
-    pub async fn revert_email_change(
-        &self,
-        token: &str,
-        new_password: Password,
-        origin: &Origin,
-    ) -> Result<(), AuthError> {
-        let (before, secret) = self.redeem(token, Purpose::EmailRevert, origin).await?;
-        let mut after = before.clone();
-        let taken_from = after.user.email.replace(secret.email.clone());
-        after
-            .previous_emails
-            .retain(|previous| previous.email != secret.email && Some(&previous.email) != taken_from.as_ref());
-        after.password_hash = Some(self.hasher.hash(&new_password).await?);
-        after.session_epoch += 1;
-        reclaim(&mut after);
-        after.second_factors = Default::default();
-        let mut writes = vec![
-            OneTimeSecretRepo::discard(after.user.id, Purpose::EmailChange),
-            OneTimeSecretRepo::discard(after.user.id, Purpose::PasswordReset),
-            OneTimeSecretRepo::discard(after.user.id, Purpose::EmailCode),
-            OneTimeSecretRepo::discard(after.user.id, Purpose::EmailVerification),
-        ];
-        writes.extend(self.recovery_codes.replace_all(after.user.id, &[]).await?);
-        self.save_redeemed(&before, &after, Purpose::EmailRevert, &secret, writes).await?;
-        if let Err(error) = self.sessions.delete_all(after.user.id, None).await {
-            tracing::warn!(user_id = %after.user.id, %error, "email change undone; old sessions not deleted");
-        }
-        tracing::info!(user_id = %after.user.id, "an email change was undone from the old address");
-        self.succeeded(&after.user).await;
-        self.notify(&after, Notice::PasswordChanged).await;
-        Ok(())
     }
 
     /// Mails the link that confirms `address` as the account's new one.

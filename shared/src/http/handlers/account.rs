@@ -88,18 +88,6 @@ pub async fn confirm_email_change(
     Ok(Json(json!({ "success": true, "user": UserBody::from(user) })))
 }
 
-/// `POST /v1/auth/email/revert`: the link mailed to the address an account moved away from.
-pub async fn revert_email_change(
-    State(state): State<AppState>,
-    ClientOrigin(origin): ClientOrigin,
-    JsonBody(request): JsonBody<ResetPasswordRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let token = non_empty("token", &request.token)?;
-    let password = new_password(&state, "new_password", request.new_password)?;
-    state.auth.revert_email_change(token, password, &origin).await?;
-    Ok(Json(json!({ "success": true })))
-}
-
 pub async fn resend_verification(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

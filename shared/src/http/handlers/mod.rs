@@ -8,8 +8,7 @@ pub mod oauth;
 mod users;
 
 pub use account::{
-    change_password, confirm_email_change, forgot_password, resend_verification, reset_password, revert_email_change,
-    verify_email,
+    change_password, confirm_email_change, forgot_password, resend_verification, reset_password, verify_email,
 };
 pub use mfa::{disable_totp, enable_totp, send_email_code, send_unlock_link, set_email_codes, verify_totp};
 pub use users::{
