@@ -89,7 +89,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // One address may hold only so many of the slots; past that its connection is closed.
-        let Some(address) = AddressSlot::take(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
+        let Some(address) = AddressSlot::take(&per_ip, host_of(peer.ip()), limits.max_connections_per_ip) else {
             drop(stream);
             continue;
         };
@@ -144,5 +144,13 @@ impl Drop for AddressSlot {
                 held.remove(&self.ip);
             }
         }
+    }
+}
+
+/// What one client holds: an IPv4 address, or an IPv6 /64 (one host usually has a whole one).
+fn host_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
     }
 }

@@ -485,15 +485,6 @@ impl AuthService {
         Ok(self.throttle.reserve(account, now).await?)
     }
 
-    /// Refuses when the client address or `subject` is locked out; counts nothing.
-    pub(super) async fn check_not_locked(&self, subject: &Subject, origin: &Origin) -> Result<(), AuthError> {
-        let now = now().unix_timestamp();
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now).await?;
-        }
-        Ok(self.throttle.check(subject, now).await?)
-    }
-
     /// Counts a failed attempt against the client address and hands back `error`.
     pub(super) async fn failed(&self, origin: &Origin, error: AuthError) -> AuthError {
         let Some(ip) = origin.ip else { return error };

@@ -38,33 +38,37 @@ impl AuthService {
     /// locked out (at most one a minute; earlier links keep working). Answers the same, in
     /// about the same time, whatever the name.
     pub async fn send_unlock_link(&self, identifier: LoginIdentifier) -> Result<(), AuthError> {
-        self.uniformly(async {
-            let name = Subject::LoginName(secrets::hash(&identifier.canonical()));
-            let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            let user = &stored.user;
-            let Some(address) = user.email.as_ref().filter(|_| user.is_active()) else { return Ok(()) };
-            let (now, account) = (now().unix_timestamp(), Subject::Account(user.id));
-            let (name_lock, account_lock) =
-                tokio::join!(self.throttle.check(&name, now), self.throttle.check(&account, now));
-            if name_lock.is_ok() && account_lock.is_ok() {
-                return Ok(());
-            }
-            let latest = self.unlock_tokens.latest_issued_at(user.id, now).await?;
-            if latest.is_some_and(|issued_at| now - issued_at < RESEND_AFTER_SECONDS) {
-                return Ok(());
-            }
-            let secret = secrets::generate();
-            let expires_at = now + UNLOCK_VALID_MINUTES * 60;
-            let token = UnlockToken { issued_at: now, expires_at, ttl: expires_at };
-            self.unlock_tokens.create(user.id, &secrets::hash(&secret), &token).await?;
-            let link = format!("{}.{secret}", user.id);
-            let mail = Mail::Unlock { token: &link, valid_minutes: UNLOCK_VALID_MINUTES };
-            if let Err(error) = self.send(address, mail).await {
-                tracing::error!(user_id = %user.id, %error, "the unlock link could not be sent");
-            }
-            Ok(())
-        })
-        .await
+        let sent: Result<(), AuthError> = self
+            .uniformly(async {
+                let name = Subject::LoginName(secrets::hash(&identifier.canonical()));
+                let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
+                let user = &stored.user;
+                let Some(address) = user.email.as_ref().filter(|_| user.is_active()) else { return Ok(()) };
+                let (now, account) = (now().unix_timestamp(), Subject::Account(user.id));
+                let (name_lock, account_lock) =
+                    tokio::join!(self.throttle.check(&name, now), self.throttle.check(&account, now));
+                if name_lock.is_ok() && account_lock.is_ok() {
+                    return Ok(());
+                }
+                let latest = self.unlock_tokens.latest_issued_at(user.id, now).await?;
+                if latest.is_some_and(|issued_at| now - issued_at < RESEND_AFTER_SECONDS) {
+                    return Ok(());
+                }
+                let secret = secrets::generate();
+                let expires_at = now + UNLOCK_VALID_MINUTES * 60;
+                let token = UnlockToken { issued_at: now, expires_at, ttl: expires_at };
+                self.unlock_tokens.create(user.id, &secrets::hash(&secret), &token).await?;
+                let link = format!("{}.{secret}", user.id);
+                let mail = Mail::Unlock { token: &link, valid_minutes: UNLOCK_VALID_MINUTES };
+                self.send(address, mail).await
+            })
+            .await;
+        // Only a locked account with an address gets this far: any failure, answered, would
+        // tell that the name is of one.
+        if let Err(error) = sent {
+            tracing::error!(%error, "an unlock link could not be sent");
+        }
+        Ok(())
     }
 
     /// Mails a fresh six-digit sign-in code to an active account with an address (at most one
@@ -230,6 +234,11 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let totp = stored.second_factors.totp.is_some();
         let email = stored.second_factors.email_codes || self.config.require_email_codes;
+        // Counted against the account like a password (an account with one was counted when
+        // its password was checked).
+        if proof.is_some() && stored.password_hash.is_none() {
+            self.guard(&Subject::Account(stored.user.id), origin).await?;
+        }
         let (proven, field) = match proof {
             Some(SecondFactor::Totp(code)) if totp => (self.accept_totp(stored, &code).await?, "totp_code"),
             Some(SecondFactor::EmailCode(code)) if email => {

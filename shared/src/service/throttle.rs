@@ -27,6 +27,10 @@ pub enum Subject {
     /// behaves the same whether or not the account exists.
     UnknownLogin(String),
     Address(IpAddr),
+    /// Phone numbers an account tried to take: every try counts, taken or not, so nobody can
+    /// find whose a number is at speed. Apart from the account's own counter, so trying
+    /// numbers never locks sign-in.
+    PhoneTries(UserId),
 }
 
 impl Subject {
@@ -34,6 +38,7 @@ impl Subject {
         match self {
             Self::Account(id) => format!("ACCOUNT#{id}"),
             Self::LoginName(hash) => format!("NAME#{hash}"),
+            Self::PhoneTries(id) => format!("PHONE_TRIES#{id}"),
             Self::UnknownLogin(hash) => format!("LOGIN#{hash}"),
             // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
             Self::Address(address) => Self::address_key(address.to_canonical()),

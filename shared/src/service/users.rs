@@ -172,10 +172,10 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<User, AuthError> {
         let new_email = changes.email.clone().filter(|email| Some(email) != principal.user.email.as_ref());
-        // A phone number is private: one may be tried only while the caller is not locked out
-        // (a locked prober would otherwise still tell a free number, `200`, from a taken one).
+        // A phone number is private: every try is counted before it is made, so a prober, or a
+        // burst of them, cannot tell a free number (`200`) from a taken one at speed.
         if matches!(&changes.phone, Patch::Set(phone) if Some(phone) != principal.user.phone.as_ref()) {
-            self.check_not_locked(&Subject::Account(principal.user.id), origin).await?;
+            self.guard(&Subject::PhoneTries(principal.user.id), origin).await?;
         }
         if new_email.is_some() {
             let stored =
@@ -200,7 +200,7 @@ impl AuthService {
                 user.pending_email = email.clone();
             }
             match self.users.save_profile(&before.user, &after, vec![]).await {
-                Err(RepoError::Taken(field)) => Err(self.taken(field, principal, origin).await),
+                Err(RepoError::Taken(field)) => Err(self.taken(field, origin).await),
                 saved => settled(saved.map(|()| (before, after))),
             }
         })
@@ -218,13 +218,9 @@ impl AuthService {
     /// A unique value that belongs to another account. Phone numbers are private, so a `409`
     /// for one is counted like a failed login (against the caller and the client address):
     /// nobody can try numbers at speed to find whose they are.
-    async fn taken(&self, field: UniqueField, principal: &Principal, origin: &Origin) -> AuthError {
-        if field == UniqueField::Phone
-            && let Err(locked) = self.guard(&Subject::Account(principal.user.id), origin).await
-        {
-            return locked;
-        }
+    async fn taken(&self, field: UniqueField, origin: &Origin) -> AuthError {
         match field {
+            // The caller's attempt was counted before it was made; the address's now.
             UniqueField::Phone => self.failed(origin, AuthError::AlreadyExists(field)).await,
             _ => AuthError::AlreadyExists(field),
         }
