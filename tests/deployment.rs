@@ -287,3 +287,38 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
     assert_eq!(attempt(4, "203.0.113.10").await, 429, "the failing address is locked");
     assert_eq!(attempt(5, "198.51.100.7").await, 401, "another address is not");
 }
+
+/// Each function's `main.rs` serves its own routes (the ones the template routes to it) and
+/// names exactly the adapters the template grants it: SES where it may send mail, S3 where it
+/// may touch avatars. A binary naming another's routes, or an adapter it is not granted,
+/// would fail only on AWS.
+#[test]
+fn each_function_serves_its_own_routes_with_the_adapters_the_template_grants() {
+    let template = read_yaml("template.yaml");
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let mut checked = 0;
+    for resource in resources.values().filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function")) {
+        let binary = text(&resource["Metadata"]["BuildProperties"], "Binary");
+        if binary == "chat-ws" {
+            continue;
+        }
+        let main = std::fs::read_to_string(repo_root().join(format!("functions/{binary}/src/main.rs"))).unwrap();
+        let routes = format!("latchkey::http::routes::{}()", binary);
+        assert!(main.contains(&routes), "functions/{binary}/src/main.rs does not serve {routes}");
+        let policies = serde_norway::to_string(&resource["Properties"]["Policies"]).unwrap();
+        let grants_mail = policies.contains("ses:SendEmail");
+        let grants_objects = policies.contains("s3:");
+        assert_eq!(
+            main.contains("mail: Some(lambda::ses)"),
+            grants_mail,
+            "{binary}: SES adapter against its SES grant"
+        );
+        assert_eq!(
+            main.contains("objects: Some(lambda::s3)"),
+            grants_objects,
+            "{binary}: S3 adapter against its S3 grant"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, Function::ALL.len(), "every HTTP function was checked");
+}
