@@ -113,6 +113,12 @@ async fn a_new_email_needs_the_password_and_is_the_accounts_only_once_its_owner_
     assert!(server.last_mail_to(&new).await.subject.contains("Confirm your new email address"));
     assert_eq!(server.post("/v1/auth/login", json!({"email": old, "password": PASSWORD})).await.status, 200);
     assert_eq!(server.post("/v1/auth/login", json!({"email": new, "password": PASSWORD})).await.status, 401);
+    // Giving the account's own address withdraws a pending change; asking again renews it.
+    let withdrawn = server.patch_authorized("/v1/users/me", &ada.access, json!({"email": old})).await;
+    assert!(withdrawn.body["pending_email"].is_null(), "{}", withdrawn.body);
+    let change = json!({"email": new, "current_password": PASSWORD});
+    let renewed = server.patch_authorized("/v1/users/me", &ada.access, change).await;
+    assert_eq!(renewed.body["pending_email"], new.as_str());
 
     // The link works only for the signed-in owner of the account it was sent for.
     let body = json!({"token": confirm_token});

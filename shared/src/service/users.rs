@@ -198,6 +198,9 @@ impl AuthService {
             }
             if email.is_some() {
                 user.pending_email = email.clone();
+            } else if changes.email.is_some() {
+                // The account's own address again: the pending change, if any, is withdrawn.
+                user.pending_email = None;
             }
             match self.users.save_profile(&before.user, &after, vec![]).await {
                 Err(RepoError::Taken(field)) => Err(self.taken(field, origin).await),
