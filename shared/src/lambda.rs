@@ -22,14 +22,19 @@ use crate::objects::s3::S3Objects;
 use crate::service::AuthService;
 use crate::store::dynamodb::DynamoStore;
 
+/// Builds the mail port from the SDK configuration and the settings.
+pub type MailAdapter = fn(&SdkConfig, &Config) -> Arc<dyn Mailer>;
+/// Builds the object store for a bucket.
+pub type ObjectAdapter = fn(&SdkConfig, String) -> Arc<dyn ObjectStore>;
+
 /// The adapters a function's routes use beyond the table and the keys, named by its
 /// `main.rs`: a function that names none links neither the SES nor the S3 client.
 #[derive(Default, Clone, Copy)]
 pub struct Adapters {
     /// The mail port, for functions that send mail.
-    pub mail: Option<fn(&SdkConfig, &Config) -> Arc<dyn Mailer>>,
+    pub mail: Option<MailAdapter>,
     /// The object store, for functions that handle avatars (given `LATCHKEY_AVATAR_BUCKET`).
-    pub objects: Option<fn(&SdkConfig, String) -> Arc<dyn ObjectStore>>,
+    pub objects: Option<ObjectAdapter>,
 }
 
 /// Mail through SES v2.

@@ -160,10 +160,15 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidGrant => reason(ErrorCode::InvalidArgument, "INVALID_GRANT"),
             AuthError::ReauthenticationRequired => reason(ErrorCode::PermissionDenied, "REAUTHENTICATION_REQUIRED"),
             AuthError::UserNotConnected => reason(ErrorCode::Conflict, "USER_NOT_CONNECTED"),
-            AuthError::InvalidTicket => reason(ErrorCode::Unauthenticated, "INVALID_TICKET"),
+            AuthError::InvalidTicket => {
+                Self::new(ErrorCode::Unauthenticated, format!("{message}; ask POST /v1/chat/ticket for a new one"))
+                    .with_detail(json!({ "reason": "INVALID_TICKET" }))
+            }
             AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),
             AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
-            AuthError::PermissionDenied(_) => Self::new(ErrorCode::PermissionDenied, message),
+            AuthError::AdminsOnly(_) | AuthError::NotAParticipant { .. } => {
+                Self::new(ErrorCode::PermissionDenied, message)
+            }
             AuthError::PatternTooCostly { field } => {
                 Self::invalid_field(field, "is too costly to search with; use a simpler pattern")
             }
@@ -171,7 +176,20 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidUpload(_) => reason(ErrorCode::InvalidArgument, "INVALID_UPLOAD"),
             AuthError::AlreadyExists(field) => Self::new(ErrorCode::AlreadyExists, message)
                 .with_detail(json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })),
-            AuthError::FailedPrecondition(_) => Self::new(ErrorCode::FailedPrecondition, message),
+            AuthError::NoTotpSetupPending => {
+                Self::new(ErrorCode::FailedPrecondition, "no TOTP setup is pending; call /v1/auth/totp/enable first")
+            }
+            AuthError::EmailAlreadyVerified
+            | AuthError::NoEmailAddress
+            | AuthError::NoAddressForCodes
+            | AuthError::LastAdmin
+            | AuthError::TotpAlreadyEnabled
+            | AuthError::TotpNotEnabled
+            | AuthError::ConversationWithYourself
+            | AuthError::FriendWithYourself
+            | AuthError::FriendLimitReached
+            | AuthError::UnverifiedAddressCannotLink
+            | AuthError::OtherIdentityLinked => Self::new(ErrorCode::FailedPrecondition, message),
             AuthError::Aborted => Self::new(ErrorCode::Aborted, message),
             AuthError::Unavailable(detail) => {
                 tracing::error!(%detail, "a backing service is unavailable");

@@ -162,7 +162,7 @@ impl AuthService {
     /// Sends the caller a new verification link (the previous one stops working).
     pub async fn resend_verification(&self, principal: &Principal) -> Result<(), AuthError> {
         if principal.user.is_email_verified {
-            return Err(AuthError::FailedPrecondition("the email address is already verified"));
+            return Err(AuthError::EmailAlreadyVerified);
         }
         self.send_verification(&principal.user).await
     }
@@ -170,7 +170,7 @@ impl AuthService {
     /// Sends a verification link, unless one was sent within the last minute.
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
         let Some(address) = &user.email else {
-            return Err(AuthError::FailedPrecondition("the account has no email address"));
+            return Err(AuthError::NoEmailAddress);
         };
         match self.issue_link(user, address, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
             Some(token) => {

@@ -67,13 +67,38 @@ pub enum AuthError {
     AlreadyFriends,
     #[error("you are not friends")]
     NotFriends,
-    #[error("{0}")]
-    PermissionDenied(&'static str),
+    /// Something only an admin may do.
+    #[error("only admins may {0}")]
+    AdminsOnly(AdminAction),
+    #[error("only the two participants may {} a conversation", if *writing { "write to" } else { "read" })]
+    NotAParticipant { writing: bool },
     #[error("{0}: is required")]
     MissingField(&'static str),
-    /// The account is not in the state the operation needs.
-    #[error("{0}")]
-    FailedPrecondition(&'static str),
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    #[error("the account has no email address")]
+    NoEmailAddress,
+    #[error("the account has no email address to send codes to")]
+    NoAddressForCodes,
+    #[error("the last admin cannot be demoted, deleted or withdrawn")]
+    LastAdmin,
+    #[error("TOTP is already enabled; disable it first")]
+    TotpAlreadyEnabled,
+    /// Verifying a TOTP setup that was never begun.
+    #[error("no TOTP setup is pending")]
+    NoTotpSetupPending,
+    #[error("TOTP is not enabled")]
+    TotpNotEnabled,
+    #[error("you cannot start a conversation with yourself")]
+    ConversationWithYourself,
+    #[error("you cannot befriend yourself")]
+    FriendWithYourself,
+    #[error("one of you has reached the friend limit")]
+    FriendLimitReached,
+    #[error("verify the account's email address before linking a provider")]
+    UnverifiedAddressCannotLink,
+    #[error("another account of this provider is linked; unlink it first")]
+    OtherIdentityLinked,
     #[error("the account changed while this request ran; retry")]
     Aborted,
     #[error("no such sign-in provider")]
@@ -88,7 +113,7 @@ pub enum AuthError {
     #[error("the user is not connected; a conversation can only be started with a connected user")]
     UserNotConnected,
     /// A chat connection without a valid ticket, or a frame on a connection that is not open.
-    #[error("the chat ticket is invalid, expired or already used; ask POST /v1/chat/ticket for a new one")]
+    #[error("the chat ticket is invalid, expired or already used")]
     InvalidTicket,
     /// The provider token (or code) did not verify; the reason is safe to show.
     #[error("{0}")]
@@ -100,7 +125,7 @@ pub enum AuthError {
     ProviderUnavailable { provider: String, detail: String },
     #[error("an account already uses this provider's email address: sign in to it, then link the provider")]
     LinkRequired,
-    #[error("redirect_uri is not one of the configured LATCHKEY_OAUTH_REDIRECT_URIS")]
+    #[error("the redirect URI is not one of the configured ones")]
     RedirectUriNotAllowed,
     #[error("the sign-in state is invalid, expired or already used; start the sign-in again")]
     InvalidState,
@@ -160,6 +185,24 @@ impl From<HashError> for AuthError {
 impl From<KeyError> for AuthError {
     fn from(error: KeyError) -> Self {
         Self::Internal(error.to_string())
+    }
+}
+
+/// What only admins may do (for `AuthError::AdminsOnly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    ReadOthers,
+    ChangeAccounts,
+    FilterByEmail,
+}
+
+impl std::fmt::Display for AdminAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ReadOthers => "read another user's record",
+            Self::ChangeAccounts => "change roles and statuses",
+            Self::FilterByEmail => "filter by email",
+        })
     }
 }
 

@@ -67,7 +67,7 @@ impl AuthService {
         };
         let me = principal.user.id;
         if target.user.id == me {
-            return Err(AuthError::FailedPrecondition("you cannot start a conversation with yourself"));
+            return Err(AuthError::ConversationWithYourself);
         }
         if let Some(existing) = self.chat.between(me, target.user.id).await? {
             return Ok((self.view_of(&self.conversation_record(existing).await?).await?, false));
@@ -112,7 +112,7 @@ impl AuthService {
     ) -> Result<ConversationMessages, AuthError> {
         let conversation = self.conversation_record(id).await?;
         if !conversation.has_participant(principal.user.id) {
-            return Err(AuthError::PermissionDenied("only the two participants may read a conversation"));
+            return Err(AuthError::NotAParticipant { writing: false });
         }
         let messages = self.chat.messages(id, before, limit).await?;
         let next_cursor = (messages.len() == limit).then(|| messages.last().map(|m| m.id.to_string())).flatten();
@@ -188,7 +188,7 @@ impl AuthService {
         }
         let conversation = conversation?;
         if !conversation.has_participant(sender) {
-            return Err(AuthError::PermissionDenied("only the two participants may write to a conversation"));
+            return Err(AuthError::NotAParticipant { writing: true });
         }
         let message = Message { id: MessageId::new(), sender, text: outgoing.text, sent_at: now() };
         self.chat.add_message(conversation.id, &message).await?;

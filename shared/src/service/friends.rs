@@ -10,13 +10,13 @@ impl AuthService {
         let friend = self.active_by_username(username).await?;
         let me = principal.user.id;
         if friend.user.id == me {
-            return Err(AuthError::FailedPrecondition("you cannot befriend yourself"));
+            return Err(AuthError::FriendWithYourself);
         }
         let other = friend.user.id;
         retry_on_conflict(|_| async move {
             let seen = (self.friends.count(me).await?, self.friends.count(other).await?);
             if seen.0 >= self.config.max_friends || seen.1 >= self.config.max_friends {
-                return Err(AuthError::FailedPrecondition("one of you has reached the friend limit"));
+                return Err(AuthError::FriendLimitReached);
             }
             // Both accounts must still be active when the friendship is written.
             let checks = vec![UserRepo::active_check(me), UserRepo::active_check(other)];

@@ -116,7 +116,7 @@ impl AuthService {
         // The state is checked first, so a right password is never spent on a refusal.
         let stored = self.stored(principal).await?;
         if stored.second_factors.totp.is_some() {
-            return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
+            return Err(AuthError::TotpAlreadyEnabled);
         }
         let mut stored = self.check_password(stored, password, "password", origin).await?;
         let secret = totp::generate_secret();
@@ -138,10 +138,10 @@ impl AuthService {
     ) -> Result<Vec<String>, AuthError> {
         let mut stored = self.stored(principal).await?;
         if stored.second_factors.totp.is_some() {
-            return Err(AuthError::FailedPrecondition("TOTP is already enabled; disable it first"));
+            return Err(AuthError::TotpAlreadyEnabled);
         }
         let Some(pending) = stored.second_factors.totp_pending.take() else {
-            return Err(AuthError::FailedPrecondition("no TOTP setup is pending; call /v1/auth/totp/enable first"));
+            return Err(AuthError::NoTotpSetupPending);
         };
         self.guard(&Subject::Account(stored.user.id), origin).await?;
         let secret = self.open_totp_secret(&stored.user, &pending)?;
@@ -170,7 +170,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let stored = self.stored(principal).await?;
         if stored.second_factors.totp.is_none() {
-            return Err(AuthError::FailedPrecondition("TOTP is not enabled"));
+            return Err(AuthError::TotpNotEnabled);
         }
         let mut stored = self.check_password(stored, password, "password", origin).await?;
         if !self.accept_totp(&stored, code).await? {
@@ -200,7 +200,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let stored = self.check_password(self.stored(principal).await?, password, "password", origin).await?;
         if enabled && stored.user.email.is_none() {
-            return Err(AuthError::FailedPrecondition("the account has no email address to send codes to"));
+            return Err(AuthError::NoAddressForCodes);
         }
         let changed = stored.second_factors.email_codes != enabled;
         if changed && !enabled {

@@ -196,7 +196,7 @@ impl AuthService {
         self.providers.get(provider)?;
         let stored = self.stored(principal).await?;
         if stored.user.email.is_some() && !stored.user.is_email_verified {
-            return Err(AuthError::FailedPrecondition("verify the account's email address before linking a provider"));
+            return Err(AuthError::UnverifiedAddressCannotLink);
         }
         let reauthenticated = self.reauthenticate(principal, stored, current_password, origin).await?;
         let verified = &self.providers.verify(provider, &token).await?;
@@ -211,9 +211,7 @@ impl AuthService {
             if let Some(linked) = before.user.identity(provider) {
                 return match linked.subject == verified.subject {
                     true => Ok(Some((linked.clone(), false))),
-                    false => Err(AuthError::FailedPrecondition(
-                        "another account of this provider is linked; unlink it first",
-                    )),
+                    false => Err(AuthError::OtherIdentityLinked),
                 };
             }
             let identity = linked_identity(provider, verified);

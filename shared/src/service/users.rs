@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::auth::{AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled};
+use super::auth::{
+    AdminAction, AuthError, AuthService, Origin, Principal, SecondFactor, now, retry_on_conflict, settled,
+};
 use super::throttle::Subject;
 use crate::crypto::passwords::PasswordHasher;
 use crate::domain::{Email, Extra, Password, Pattern, Phone, PublicProfile, Role, User, UserId, UserStatus, Username};
@@ -133,7 +135,7 @@ async fn change_account(
         if was != will {
             let seen = users.admin_count().await?;
             if was && seen <= 1 {
-                return Err(AuthError::FailedPrecondition("the last admin cannot be demoted, deleted or withdrawn"));
+                return Err(AuthError::LastAdmin);
             }
             also.push(UserRepo::admin_count_write(seen, if will { seen + 1 } else { seen - 1 }));
         }
@@ -149,7 +151,7 @@ impl AuthService {
             return Ok(principal.user.clone());
         }
         if !principal.user.is_admin() {
-            return Err(AuthError::PermissionDenied("only admins may read another user's record"));
+            return Err(AuthError::AdminsOnly(AdminAction::ReadOthers));
         }
         match self.users.find_by_id(id).await? {
             Some(stored) if stored.user.is_active() => Ok(stored.user),
@@ -257,7 +259,7 @@ impl AuthService {
         changes: AdminChanges,
     ) -> Result<User, AuthError> {
         if !principal.user.is_admin() {
-            return Err(AuthError::PermissionDenied("only admins may change roles and statuses"));
+            return Err(AuthError::AdminsOnly(AdminAction::ChangeAccounts));
         }
         // The caller must still be an active admin when the change commits, not only when the
         // request began (an admin demoted meanwhile loses the race).
@@ -275,7 +277,7 @@ impl AuthService {
         };
         let (before, after) = match change_account(&self.users, id, change, checks).await {
             Err(AuthError::Aborted) if !self.stored(principal).await?.user.is_admin() => {
-                return Err(AuthError::PermissionDenied("only admins may change roles and statuses"));
+                return Err(AuthError::AdminsOnly(AdminAction::ChangeAccounts));
             }
             other => other?,
         };
@@ -292,7 +294,7 @@ impl AuthService {
     pub async fn list_users(&self, principal: &Principal, query: UserQuery) -> Result<UserPage, AuthError> {
         let admin = principal.user.is_admin();
         if query.email.is_some() && !admin {
-            return Err(AuthError::PermissionDenied("only admins may filter by email"));
+            return Err(AuthError::AdminsOnly(AdminAction::FilterByEmail));
         }
         let entries = self.directory.entries(&self.users).await?;
         // At most one scan per core at a time: more would only queue on the blocking pool.
