@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ConversationId, Message, MessageText};
+use crate::http::bodies::MessageBody;
 use crate::http::error::ApiError;
 use crate::service::{AuthError, AuthService};
 
@@ -30,17 +31,34 @@ pub const TICKET_PROTOCOL_PREFIX: &str = "latchkey-ticket.";
 const MAX_CLIENT_ID_CHARS: usize = 128;
 
 /// What the server pushes to a connection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServerFrame {
     Message { conversation_id: ConversationId, message: Message },
     Ack { client_id: Option<String>, conversation_id: ConversationId, message: Message },
     Error { client_id: Option<String>, error: serde_json::Value },
 }
 
+/// A frame as it goes over the wire: messages as `MessageBody`, never as stored.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireFrame<'a> {
+    Message { conversation_id: ConversationId, message: MessageBody },
+    Ack { client_id: &'a Option<String>, conversation_id: ConversationId, message: MessageBody },
+    Error { client_id: &'a Option<String>, error: &'a serde_json::Value },
+}
+
 impl ServerFrame {
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("frames always serialise")
+        let wire = match self {
+            Self::Message { conversation_id, message } => {
+                WireFrame::Message { conversation_id: *conversation_id, message: message.clone().into() }
+            }
+            Self::Ack { client_id, conversation_id, message } => {
+                WireFrame::Ack { client_id, conversation_id: *conversation_id, message: message.clone().into() }
+            }
+            Self::Error { client_id, error } => WireFrame::Error { client_id, error },
+        };
+        serde_json::to_string(&wire).expect("frames always serialise")
     }
 }
 

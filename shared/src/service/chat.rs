@@ -22,30 +22,28 @@ const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 300;
 const RATE_WINDOW_SECONDS: i64 = 10;
 
 /// A conversation with its participants as anyone may see them.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct ConversationView {
     pub conversation_id: ConversationId,
     pub initiator: PublicProfile,
     pub receiver: PublicProfile,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct ConversationSummary {
-    #[serde(flatten)]
     pub view: ConversationView,
     pub last_message: Option<Message>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationSummary>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct ConversationMessages {
-    #[serde(flatten)]
     pub view: ConversationView,
     /// Newest first.
     pub messages: Vec<Message>,

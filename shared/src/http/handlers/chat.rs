@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 
 use crate::domain::{ConversationId, MessageId, Username};
 use crate::http::AppState;
+use crate::http::bodies::{ConversationBody, ConversationListBody, ConversationMessagesBody};
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, JsonBody, PathParam, QueryParams};
-use crate::service::{AuthError, ConversationList, ConversationMessages, ConversationView};
+use crate::service::AuthError;
 
 const DEFAULT_PAGE_SIZE: usize = 20;
 const MAX_PAGE_SIZE: usize = 100;
@@ -25,9 +26,9 @@ pub async fn start(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     JsonBody(request): JsonBody<StartRequest>,
-) -> Result<(StatusCode, Json<ConversationView>), ApiError> {
+) -> Result<(StatusCode, Json<ConversationBody>), ApiError> {
     let (view, created) = state.auth.start_conversation(&principal, request.username).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view)))
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view.into())))
 }
 
 #[derive(Deserialize)]
@@ -40,10 +41,10 @@ pub async fn list(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     QueryParams(query): QueryParams<ListQuery>,
-) -> Result<Json<ConversationList>, ApiError> {
+) -> Result<Json<ConversationListBody>, ApiError> {
     let cursor = query.cursor.map(|cursor| time_sortable("cursor", &cursor)).transpose()?;
     let limit = page_size(query.limit)?;
-    Ok(Json(state.auth.conversations(&principal, cursor.as_deref(), limit).await?))
+    Ok(Json(state.auth.conversations(&principal, cursor.as_deref(), limit).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -57,7 +58,7 @@ pub async fn messages(
     Authenticated(principal): Authenticated,
     PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<MessagesQuery>,
-) -> Result<Json<ConversationMessages>, ApiError> {
+) -> Result<Json<ConversationMessagesBody>, ApiError> {
     let id = ConversationId::parse(&id).ok_or(AuthError::NoSuchConversation)?;
     let before = match query.before {
         Some(before) => {
@@ -66,7 +67,7 @@ pub async fn messages(
         None => None,
     };
     let limit = page_size(query.limit)?;
-    Ok(Json(state.auth.conversation_messages(&principal, id, before, limit).await?))
+    Ok(Json(state.auth.conversation_messages(&principal, id, before, limit).await?.into()))
 }
 
 pub async fn ticket(
