@@ -425,3 +425,33 @@ mod slow_clients {
         assert!(answered >= freed, "the third client was served only once a slot was free");
     }
 }
+
+/// The routes this change added refuse malformed fields by name, before doing anything.
+#[tokio::test]
+async fn the_unlock_and_email_confirmation_routes_name_the_bad_field() {
+    let server = server().await;
+    let tokens = server.register("ada@example.com", None).await;
+    for (body, field) in [
+        (json!({"email": "not an address"}), Some("email")),
+        (json!({"phone": "12"}), Some("phone")),
+        (json!({}), None),
+        (json!({"email": "ada@example.com", "username": "ada"}), None),
+    ] {
+        let reply = server.post("/v1/auth/unlock", body.clone()).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"].as_str(), field, "{body}: {}", reply.body);
+    }
+    let login = json!({"email": "ada@example.com", "password": PASSWORD, "unlock_token": " "});
+    let reply = server.post("/v1/auth/login", login).await;
+    reply.error(400, "INVALID_ARGUMENT");
+    assert_eq!(reply.body["details"][0]["field"], "unlock_token", "{}", reply.body);
+    for (body, field) in [(json!({}), "token"), (json!({"token": " "}), "token"), (json!({"token": 7}), "token")] {
+        let reply = server.post_authorized("/v1/users/me/email/confirm", &tokens.access, body.clone()).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{body}: {}", reply.body);
+    }
+    server.post("/v1/users/me/email/confirm", json!({"token": "x"})).await.error(401, "UNAUTHENTICATED");
+    let wrong = json!({"email": "new@example.com", "current_password": PASSWORD, "email_code": "12ab56"});
+    let reply = server.patch_authorized("/v1/users/me", &tokens.access, wrong).await;
+    assert_eq!(reply.body["details"][0]["field"], "email_code", "{}", reply.body);
+}

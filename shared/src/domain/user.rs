@@ -87,7 +87,8 @@ pub struct LinkedIdentity {
     pub linked_at: OffsetDateTime,
 }
 
-/// A user as the API shows it to its owner. Secrets live beside it in storage, not in it.
+/// A user account as stored (the API shows it as `http::bodies::UserBody`). Secrets live beside
+/// it in storage, not in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,

@@ -7,7 +7,6 @@
 use subtle::ConstantTimeEq;
 
 use super::auth::{AuthError, AuthService, Origin, Principal, now};
-use super::throttle::Subject;
 use crate::crypto::secrets;
 use crate::domain::{Email, Password, User, UserId};
 use crate::mail::templates::{Mail, Notice};
@@ -151,12 +150,7 @@ impl AuthService {
 
     /// Mails the link that confirms `address` as the account's new one.
     pub(super) async fn send_email_change_link(&self, user: &User, address: &Email) -> Result<(), AuthError> {
-        let valid = VERIFICATION_VALID_HOURS * 3600;
-        if let Some(token) = self.issue_link(user, address, Purpose::EmailChange, valid).await? {
-            let mail = Mail::ConfirmEmailChange { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
-            self.send(address, mail).await?;
-        }
-        Ok(())
+        self.send_address_link(user, address, Purpose::EmailChange).await
     }
 
     /// Sends the caller a new verification link (the previous one stops working).
@@ -169,16 +163,20 @@ impl AuthService {
 
     /// Sends a verification link, unless one was sent within the last minute.
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
-        let Some(address) = &user.email else {
-            return Err(AuthError::NoEmailAddress);
+        let Some(address) = &user.email else { return Err(AuthError::NoEmailAddress) };
+        self.send_address_link(user, address, Purpose::EmailVerification).await
+    }
+
+    /// Mails `address` a link that proves it (a verification, or the confirmation of a new
+    /// address), unless one was sent to it within the last minute.
+    async fn send_address_link(&self, user: &User, address: &Email, purpose: Purpose) -> Result<(), AuthError> {
+        let valid_hours = VERIFICATION_VALID_HOURS;
+        let Some(token) = self.issue_link(user, address, purpose, valid_hours * 3600).await? else { return Ok(()) };
+        let mail = match purpose {
+            Purpose::EmailChange => Mail::ConfirmEmailChange { token: &token, valid_hours },
+            _ => Mail::VerifyEmail { token: &token, valid_hours },
         };
-        match self.issue_link(user, address, Purpose::EmailVerification, VERIFICATION_VALID_HOURS * 3600).await? {
-            Some(token) => {
-                let mail = Mail::VerifyEmail { token: &token, valid_hours: VERIFICATION_VALID_HOURS };
-                self.send(address, mail).await
-            }
-            None => Ok(()),
-        }
+        self.send(address, mail).await
     }
 
     /// Stores a new secret of `purpose` for the user in place of the previous one, unless a
@@ -233,9 +231,7 @@ impl AuthService {
         purpose: Purpose,
         origin: &Origin,
     ) -> Result<(StoredUser, OneTimeSecret), AuthError> {
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?;
-        }
+        self.check_address(origin).await?;
         let parsed = token.trim().split_once('.').and_then(|(id, secret)| Some((UserId::parse(id)?, secret)));
         let Some((user_id, secret)) = parsed else {
             return Err(self.failed(origin, AuthError::LinkNotFound).await);

@@ -368,9 +368,7 @@ impl AuthService {
     /// A taken email or phone is `409` (a sign-up form must say so); each one counts as a
     /// failure of the client address, so addresses cannot be tested for accounts at speed.
     pub async fn register(&self, registration: Registration, origin: &Origin) -> Result<Registered, AuthError> {
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?;
-        }
+        self.check_address(origin).await?;
         let password_hash = self.hasher.hash(&registration.password).await?;
         let user = User::new_email_user(registration.email, registration.username, registration.phone, now());
         match self.users.create(&user, Some(password_hash), vec![]).await {
@@ -412,9 +410,7 @@ impl AuthService {
             None => Subject::UnknownLogin(canonical),
         };
         let now = now().unix_timestamp();
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now).await?;
-        }
+        self.check_address(origin).await?;
         let mut unlock_token = credentials.unlock_token.as_deref();
         // An unlock token lifts both locks, once; it is spent by whichever lock needs it first.
         let mut unlock = async || -> Result<bool, AuthError> {
@@ -518,13 +514,19 @@ impl AuthService {
         self.keys.jwks()
     }
 
+    /// Refuses the request when the client address is locked out; counts nothing.
+    pub(super) async fn check_address(&self, origin: &Origin) -> Result<(), AuthError> {
+        match origin.ip {
+            Some(ip) => Ok(self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses the attempt when the client address or the account is locked out, and counts
     /// it against the account until `throttle.clear` records its success.
     pub(super) async fn guard(&self, account: &Subject, origin: &Origin) -> Result<(), AuthError> {
         let now = now().unix_timestamp();
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now).await?;
-        }
+        self.check_address(origin).await?;
         Ok(self.throttle.reserve(account, now).await?)
     }
 

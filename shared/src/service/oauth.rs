@@ -147,9 +147,7 @@ impl AuthService {
         origin: &Origin,
     ) -> Result<ProviderSignIn, AuthError> {
         // A locked-out address is refused before the code is looked at.
-        if let Some(ip) = origin.ip {
-            self.throttle.check(&Subject::Address(ip), now().unix_timestamp()).await?;
-        }
+        self.check_address(origin).await?;
         let hash = secrets::hash(code);
         let grant = match self.sign_ins.grant(&hash).await? {
             Some(grant) if grant.expires_at > now().unix_timestamp() => grant,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,7 +12,7 @@ use super::non_empty;
 use crate::domain::{ImageType, UserId};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::extract::{Authenticated, JsonBody, PathParam};
+use crate::http::extract::{Authenticated, JsonBody, PathParam, body_unreadable};
 use crate::service::AuthError;
 
 /// API Gateway hands Lambda a binary body base64-encoded, in at most 6 MB: 4 MiB of image
@@ -75,7 +75,11 @@ pub async fn upload(
 ) -> Result<Json<Value>, ApiError> {
     let limit = state.avatar_max_bytes.min(DIRECT_UPLOAD_MAX_BYTES);
     let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("an avatar is at most {limit} bytes"));
-    let body = body.map_err(|_| too_large())?;
+    let body = body.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => too_large(),
+        // Cut short or too slow: the same answer as every other body that does not arrive.
+        other => body_unreadable(other),
+    })?;
     if body.len() as u64 > limit {
         return Err(too_large());
     }
