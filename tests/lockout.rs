@@ -253,3 +253,26 @@ async fn trying_phone_numbers_that_are_taken_is_throttled_like_failed_logins(bac
     let free = format!("+1650555{:04}", rand_digits());
     assert_locked(&server.patch_authorized("/v1/users/me", &prober.access, json!({"phone": free})).await);
 }
+
+/// An owner asked for a second factor comes back with the same unlock token: it is spent only
+/// when the whole sign-in succeeds, so nobody can re-lock them between the two steps.
+#[tokio::test]
+async fn an_unlock_link_outlives_the_second_factor_step() {
+    let server = capped_server(Backend::Embedded).await;
+    let email = unique_email("ada");
+    let tokens = server.register(&email, None).await;
+    let on = json!({"enabled": true, "password": PASSWORD});
+    assert_eq!(server.put_authorized("/v1/users/me/mfa/email", &tokens.access, on).await.status, 200);
+    fail_up_to_the_cap(&server, &email).await;
+    assert_eq!(server.post("/v1/auth/unlock", json!({"email": email})).await.status, 202);
+    let token = server.last_mail_to(&email).await.link_token();
+    let first = json!({"email": email, "password": PASSWORD, "unlock_token": token});
+    let asked = server.post("/v1/auth/login", first).await;
+    asked.error(401, "UNAUTHENTICATED");
+    assert_eq!(asked.body["details"][0]["reason"], "MFA_REQUIRED", "{}", asked.body);
+    assert_eq!(server.post("/v1/auth/email-code", json!({"email": email})).await.status, 202);
+    let code = server.last_mail_to(&email).await.code();
+    let second = json!({"email": email, "password": PASSWORD, "unlock_token": token, "email_code": code});
+    let reply = server.post("/v1/auth/login", second.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

@@ -664,3 +664,24 @@ async fn a_password_reset_voids_exchange_codes_issued_before_it() {
     exchanged.error(400, "INVALID_ARGUMENT");
     assert_eq!(reason(&exchanged), "INVALID_GRANT");
 }
+
+/// An account a provider made has no password holder to take it back from: a reset (after the
+/// owner gave it an address) keeps its identities, or the owner would lose the way they sign in.
+#[tokio::test]
+async fn a_reset_of_an_account_without_a_password_keeps_its_identities() {
+    let (provider, server) = started(Backend::Embedded).await;
+    let sub = subject();
+    let created = Tokens::of(&google_sign_in(&server, provider.id_token(&sub, None)).await);
+    let email = unique_email("gina");
+    assert_eq!(server.patch_authorized("/v1/users/me", &created.access, json!({ "email": email })).await.status, 200);
+    let token = server.last_mail_to(&email).await.link_token();
+    let confirmed =
+        server.post_authorized("/v1/users/me/email/confirm", &created.access, json!({ "token": token })).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({ "email": email })).await.status, 202);
+    let token = server.last_mail_to(&email).await.link_token();
+    let reset = json!({ "token": token, "new_password": "a first passphrase" });
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    let again = google_sign_in(&server, provider.id_token(&sub, None)).await;
+    assert_eq!((again.status, again.body["user"]["id"].as_str()), (200, Some(created.user_id.as_str())));
+}

@@ -202,6 +202,12 @@ impl UnlockTokenRepo {
         put_new(self.store.as_ref(), unlock_key(user_id, hash), token).await
     }
 
+    /// Whether the token with this hash is there and not expired (a read only).
+    pub async fn is_live(&self, user_id: UserId, hash: &str, now: i64) -> Result<bool, RepoError> {
+        let token = self.store.get(&unlock_key(user_id, hash)).await?.map(from_item::<UnlockToken>).transpose()?;
+        Ok(token.is_some_and(|token| token.expires_at > now))
+    }
+
     /// Spends the token with this hash; `false` when there is none, it expired, or another
     /// request spent it first.
     pub async fn consume(&self, user_id: UserId, hash: &str, now: i64) -> Result<bool, RepoError> {

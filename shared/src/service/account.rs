@@ -53,10 +53,11 @@ impl AuthService {
             return Err(self.failed(origin, AuthError::LinkNotFound).await);
         }
         let before = stored.clone();
+        let had_password = stored.password_hash.is_some();
         stored.password_hash = Some(self.hasher.hash(&new_password).await?);
         // Voids every session at once, including one a concurrent login is creating.
         stored.session_epoch += 1;
-        let removed = reclaim(&mut stored);
+        let removed = reclaim(&mut stored, had_password);
         let mut writes = vec![OneTimeSecretRepo::discard(stored.user.id, Purpose::EmailChange)];
         if removed.totp {
             writes.extend(self.recovery_codes.replace_all(stored.user.id, &[]).await?);
@@ -280,14 +281,17 @@ struct Reclaimed {
 }
 
 /// A reset proves the address and takes the account back from whoever held the password. It
-/// keeps the provider identities that vouch for that same address, and drops the others, as
-/// well as a pending address change; TOTP set up while the address was not proven (by whoever
+/// keeps the provider identities that vouch for that same address, and drops the others (an
+/// account that had no password had no password holder: its identities are how its owner
+/// signs in, and all stay), as well as a pending address change; TOTP set up while the address was not proven (by whoever
 /// registered it, perhaps not its owner, even if the owner later opened the verification link)
 /// goes too. TOTP set up on a proven address stays: a reset must not bypass a second factor.
-fn reclaim(stored: &mut StoredUser) -> Reclaimed {
+fn reclaim(stored: &mut StoredUser, had_password: bool) -> Reclaimed {
     let address = stored.user.email.clone();
     let identities_before = stored.user.identities.len();
-    stored.user.identities.retain(|identity| identity.email.is_some() && identity.email == address);
+    if had_password {
+        stored.user.identities.retain(|identity| identity.email.is_some() && identity.email == address);
+    }
     let unproven = stored.user.email.is_some() && !stored.user.is_email_verified;
     let factors = &stored.second_factors;
     let totp = factors.totp.as_ref().is_some_and(|totp| totp.set_up_unverified)

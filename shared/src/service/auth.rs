@@ -411,15 +411,19 @@ impl AuthService {
         };
         let now = now().unix_timestamp();
         self.check_address(origin).await?;
-        let mut unlock_token = credentials.unlock_token.as_deref();
-        // An unlock token lifts both locks, once; it is spent by whichever lock needs it first.
+        // A live unlock token of the account lets this request past both locks. It is spent,
+        // and the locks forgotten, only once the whole sign-in succeeds: an owner asked for a
+        // second factor comes back with the same token, and nobody can re-lock them in between.
+        let mut unlocked: Option<Option<String>> = None;
         let mut unlock = async || -> Result<bool, AuthError> {
-            let Some(token) = unlock_token.take() else { return Ok(false) };
-            let accepted = self.accept_unlock_token(found.as_ref(), token).await?;
-            if accepted {
-                tokio::join!(self.clear_failures(&name), self.clear_failures(&account));
+            if unlocked.is_none() {
+                let live = match credentials.unlock_token.as_deref() {
+                    Some(token) => self.live_unlock_token(found.as_ref(), token).await?,
+                    None => None,
+                };
+                unlocked = Some(live);
             }
-            Ok(accepted)
+            Ok(unlocked.as_ref().is_some_and(Option::is_some))
         };
         match self.throttle.reserve(&name, now).await {
             Ok(()) => {}
@@ -428,13 +432,12 @@ impl AuthService {
                     let refused = AuthError::Throttled { retry_after_seconds: locked.retry_after_seconds };
                     return Err(self.failed(origin, refused).await);
                 }
-                self.throttle.reserve(&name, now).await?;
             }
             Err(error) => return Err(error.into()),
         }
         let account_open = match self.throttle.reserve(&account, now).await {
             Ok(()) => true,
-            Err(ThrottleError::Locked(_)) => unlock().await? && self.throttle.reserve(&account, now).await.is_ok(),
+            Err(ThrottleError::Locked(_)) => unlock().await?,
             Err(error) => return Err(error.into()),
         };
         // Always one argon2 verification, whether or not the user exists or is locked (no
@@ -449,6 +452,12 @@ impl AuthService {
             return Err(AuthError::EmailNotVerified);
         }
         let recovery_codes_left = self.check_second_factor(&stored, credentials.second_factor, origin).await?;
+        if let Some(Some(hash)) = &unlocked
+            && !self.unlock_tokens.consume(stored.user.id, hash, now).await?
+        {
+            // Spent by a concurrent sign-in: this one is refused as the lock would refuse it.
+            return Err(AuthError::Throttled { retry_after_seconds: 1 });
+        }
         // The name's counter is forgotten beside the account's (in `finish_sign_in`): one round trip.
         let ((), signed_in) =
             tokio::join!(self.clear_failures(&name), self.finish_sign_in(stored, recovery_codes_left));

@@ -89,21 +89,22 @@ impl AuthService {
         Ok(())
     }
 
-    /// Whether `token` is a live unlock link of the account (spent if so). 256 random bits:
-    /// no guess counting is needed, so nobody can burn the owner's link. An unknown account
-    /// spends a record too, so both take the same work.
-    pub(super) async fn accept_unlock_token(
+    /// The hash of `token` when it is a live unlock link of the account (not spent: a sign-in
+    /// that still needs its second factor comes back with the same token). 256 random bits:
+    /// no guess counting is needed, so nobody can burn the owner's link. A token of another
+    /// account, or of none, reads a record of nobody: the same work.
+    pub(super) async fn live_unlock_token(
         &self,
         stored: Option<&StoredUser>,
         token: &str,
-    ) -> Result<bool, AuthError> {
-        let now = now().unix_timestamp();
+    ) -> Result<Option<String>, AuthError> {
         let parsed = token.split_once('.').and_then(|(id, secret)| Some((UserId::parse(id)?, secret)));
         let (owner, secret) = parsed.unwrap_or((UserId(uuid::Uuid::nil()), token));
-        // A token of another account (or none) spends a record of nobody: the same work.
         let user_id =
             stored.map(|stored| stored.user.id).filter(|id| *id == owner).unwrap_or(UserId(uuid::Uuid::nil()));
-        Ok(self.unlock_tokens.consume(user_id, &secrets::hash(secret), now).await? && user_id == owner)
+        let hash = secrets::hash(secret);
+        let live = self.unlock_tokens.is_live(user_id, &hash, now().unix_timestamp()).await? && user_id == owner;
+        Ok(live.then_some(hash))
     }
 
     /// Step one of TOTP: a fresh secret for the authenticator app, inactive until verified.
