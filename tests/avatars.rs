@@ -240,7 +240,7 @@ async fn s3_upload_urls_sign_the_content_type_and_length_and_expire_in_five_minu
     let bucket = latchkey_tests::TestBucket::create().await;
     let ticket = bucket
         .objects()
-        .presign_upload("uploads/u/a.png", "image/png", 67, latchkey::service::URL_LIFETIME)
+        .presign_upload("uploads/u/a.png", "image/png", 67, latchkey::features::avatars::URL_LIFETIME)
         .await
         .unwrap();
     let signed: Vec<String> = query_value(&ticket.url, "X-Amz-SignedHeaders").split(';').map(str::to_owned).collect();
@@ -288,7 +288,7 @@ async fn an_s3_server_that_checks_signatures_refuses_what_was_not_signed() {
 
     let ticket = upload(
         objects
-            .presign_upload("uploads/u/a.png", "image/png", PNG.len() as u64, latchkey::service::URL_LIFETIME)
+            .presign_upload("uploads/u/a.png", "image/png", PNG.len() as u64, latchkey::features::avatars::URL_LIFETIME)
             .await
             .unwrap(),
     );

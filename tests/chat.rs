@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use latchkey::chat::apigateway::{ManagementClients, handle};
+use latchkey::features::chat::ChatService;
+use latchkey::kernel::Kernel;
+use latchkey::features::chat::apigateway::{ManagementClients, handle};
 use latchkey::config::Config;
 use latchkey::repo::{ChatConnection, ChatRepo};
-use latchkey::service::AuthService;
 use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -498,9 +499,10 @@ async fn the_websocket_function_opens_connections_relays_through_post_to_connect
     let (alice, bob) = (chat_user(&server, "alice").await, chat_user(&server, "bob").await);
     let id = conversation(&server, &alice, &bob).await;
     let outbox = tempfile::tempdir().unwrap();
-    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&test_config())).unwrap();
+    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), latchkey::kernel::sender(&test_config())).unwrap();
     let keys = latchkey_tests::fresh_keys();
-    let state = latchkey::app::state(test_config(), server.store.clone(), &keys, Arc::new(mailer), None).unwrap();
+    let kernel = Kernel::new(test_config(), server.store.clone(), &keys, Arc::new(mailer), None).unwrap();
+    let chat = ChatService::new(&kernel);
     let clients = ManagementClients::new(latchkey_tests::aws_sdk_config(), Some(latchkey_tests::aws_endpoint()));
     let (alice_connection, bob_connection) =
         (format!("alice-{}", uuid::Uuid::new_v4()), format!("bob-{}", uuid::Uuid::new_v4()));
@@ -511,21 +513,21 @@ async fn the_websocket_function_opens_connections_relays_through_post_to_connect
     {
         let event =
             websocket_event("connect", &[("REPLACE_WITH_TICKET", &ticket), ("REPLACE_WITH_CONNECTION_ID", connection)]);
-        let response = handle(&state, &clients, event).await;
+        let response = handle(&chat, &clients, event).await;
         assert_eq!(response.status_code, 200, "{:?}", response.body);
         assert_eq!(response.headers["sec-websocket-protocol"], "latchkey-chat", "the offered subprotocol is accepted");
     }
     for ticket in [alice_ticket.as_str(), "made-up"] {
         let event =
             websocket_event("connect", &[("REPLACE_WITH_TICKET", ticket), ("REPLACE_WITH_CONNECTION_ID", "intruder")]);
-        assert_eq!(handle(&state, &clients, event).await.status_code, 401, "a spent or unknown ticket opens nothing");
+        assert_eq!(handle(&chat, &clients, event).await.status_code, 401, "a spent or unknown ticket opens nothing");
     }
 
     let send = websocket_event(
         "send-message",
         &[("REPLACE_WITH_CONNECTION_ID", &alice_connection), ("REPLACE_WITH_CONVERSATION_ID", &id)],
     );
-    assert_eq!(handle(&state, &clients, send).await.status_code, 200);
+    assert_eq!(handle(&chat, &clients, send).await.status_code, 200);
     let posts = posted_to_connections().await;
     let to_bob = posts[&bob_connection].as_str().expect("a post to Bob's connection");
     assert!(to_bob.contains(r#""type":"message""#) && to_bob.contains("hello from Lambda"), "{to_bob}");
@@ -539,12 +541,12 @@ async fn the_websocket_function_opens_connections_relays_through_post_to_connect
         "send-message",
         &[("REPLACE_WITH_CONNECTION_ID", &alice_connection), ("REPLACE_WITH_CONVERSATION_ID", &nowhere)],
     );
-    assert_eq!(handle(&state, &clients, lost).await.status_code, 200, "a refused frame keeps the connection");
+    assert_eq!(handle(&chat, &clients, lost).await.status_code, 200, "a refused frame keeps the connection");
     let to_alice = posted_to_connections().await[&alice_connection].as_str().unwrap().to_owned();
     assert!(to_alice.contains(r#""type":"error""#) && to_alice.contains("NOT_FOUND"), "{to_alice}");
 
     let disconnect = websocket_event("disconnect", &[("REPLACE_WITH_CONNECTION_ID", &bob_connection)]);
-    assert_eq!(handle(&state, &clients, disconnect).await.status_code, 200);
+    assert_eq!(handle(&chat, &clients, disconnect).await.status_code, 200);
     let bob_id = latchkey::domain::UserId::parse(&bob.tokens.user_id).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(ChatRepo::new(server.store.clone()).live_connections(bob_id, 0, now).await.unwrap().is_empty());

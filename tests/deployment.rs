@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use latchkey::crypto::keys::{KeyMaterial, SigningKeys};
 use latchkey::http::Function;
-use latchkey::service::AuthService;
+use latchkey::kernel::Kernel;
 use latchkey_tests::{Backend, fresh_store, test_config};
 use serde_norway::Value as Yaml;
 use tower::ServiceExt;
@@ -23,14 +23,9 @@ fn read_yaml(file: &str) -> Yaml {
 
 /// (function, METHOD, path) for every route the handlers serve.
 fn served_routes() -> BTreeSet<(String, String, String)> {
-    Function::ALL
-        .iter()
-        .flat_map(|function| {
-            function
-                .routes()
-                .into_iter()
-                .map(|route| (function.name().to_owned(), route.method.to_string(), route.path.to_owned()))
-        })
+    latchkey::http::table()
+        .into_iter()
+        .map(|(function, method, path)| (function.name().to_owned(), method.to_string(), path.to_owned()))
         .collect()
 }
 
@@ -156,12 +151,12 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
     let (store, _guard) = fresh_store(Backend::Embedded).await;
     let (outbox, objects_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = test_config();
-    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
+    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), latchkey::kernel::sender(&config)).unwrap();
     let keys = latchkey_tests::fresh_keys();
     // The avatar events need an object store; the local one stands in for the bucket.
     let mac = latchkey::crypto::sealing::KeyedMac::for_urls(&keys);
     let objects = latchkey::objects::local::LocalObjects::new(objects_dir.path(), "http://127.0.0.1:1", mac).unwrap();
-    let state = latchkey::app::state(config, store, &keys, Arc::new(mailer), Some(Arc::new(objects))).unwrap();
+    let kernel = Kernel::new(config, store, &keys, Arc::new(mailer), Some(Arc::new(objects))).unwrap();
 
     let on_disk: BTreeSet<(String, String)> = std::fs::read_dir(repo_root().join("events"))
         .expect("events/")
@@ -220,7 +215,7 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
         }
 
         // The same router the function's main.rs hands to lambda_http::run.
-        let response = latchkey::lambda::app(function.routes(), state.clone()).oneshot(request).await.unwrap();
+        let response = latchkey::lambda::app(function.router(&kernel)).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(status, expected, "{function_name}/{event}: {}", String::from_utf8_lossy(&body));
@@ -269,8 +264,8 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
     let outbox = tempfile::tempdir().unwrap();
     let lockout = latchkey::config::LockoutPolicy { ip_max_failures_per_hour: 4, ..Default::default() };
     let config = latchkey::config::Config { lockout, ..test_config() };
-    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), AuthService::sender(&config)).unwrap();
-    let state = latchkey::app::state(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer), None).unwrap();
+    let mailer = latchkey::mail::outbox::Outbox::new(outbox.path(), latchkey::kernel::sender(&config)).unwrap();
+    let kernel = Kernel::new(config, store, &latchkey_tests::fresh_keys(), Arc::new(mailer), None).unwrap();
     let template = std::fs::read_to_string(repo_root().join("events/login/login.json")).unwrap();
     let attempt = |n: usize, source_ip: &str| {
         let mut event: serde_json::Value = serde_json::from_str(&template).unwrap();
@@ -278,7 +273,7 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
             serde_json::json!({"username": format!("nobody{n}"), "password": "wrong password"}).to_string().into();
         event["requestContext"]["http"]["sourceIp"] = source_ip.into();
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let app = latchkey::lambda::app(Function::Login.routes(), state.clone());
+        let app = latchkey::lambda::app(Function::Login.router(&kernel));
         async move { app.oneshot(request).await.unwrap().status().as_u16() }
     };
     for n in 0..4 {
@@ -303,7 +298,7 @@ fn each_function_serves_its_own_routes_with_the_adapters_the_template_grants() {
             continue;
         }
         let main = std::fs::read_to_string(repo_root().join(format!("functions/{binary}/src/main.rs"))).unwrap();
-        let routes = format!("latchkey::http::routes::{}()", binary);
+        let routes = format!("latchkey::http::functions::{binary},");
         assert!(main.contains(&routes), "functions/{binary}/src/main.rs does not serve {routes}");
         let policies = serde_norway::to_string(&resource["Properties"]["Policies"]).unwrap();
         let grants_mail = policies.contains("ses:SendEmail");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use latchkey::config::{Config, LockoutPolicy};
 use latchkey::crypto::passwords::PasswordHasher;
 use latchkey::domain::Password;
-use latchkey::http::{Function, router};
+use latchkey::http::server::local_app;
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 16;
@@ -39,8 +39,9 @@ async fn main() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (state, _) = latchkey::app::embedded_state(config.clone(), data_dir.path(), &base).expect("state");
-    tokio::spawn(async move { axum::serve(listener, router(&Function::ALL, state)).await.unwrap() });
+    let (kernel, objects) = latchkey::app::embedded_kernel(config.clone(), data_dir.path(), &base).expect("kernel");
+    let app = local_app(&kernel, objects);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     println!(
         "latchkey-local bench: {CONNECTIONS} connections, {seconds} s per scenario, argon2id m={} KiB t={} p={}",

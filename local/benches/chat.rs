@@ -6,14 +6,12 @@
 //! the sender its ack), repeat, for `LATCHKEY_BENCH_SECONDS` (default 5). The store is the
 //! embedded one in a temporary directory; every message is stored before it is delivered.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::crypto::passwords::Argon2Settings;
-use latchkey::http::{Function, router};
+use latchkey::http::server::local_app;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -34,8 +32,8 @@ async fn main() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (state, _) = latchkey::app::embedded_state(config, data_dir.path(), &base).expect("state");
-    let app = router(&Function::ALL, state.clone()).merge(local_chat_routes(state, Arc::default()));
+    let (kernel, objects) = latchkey::app::embedded_kernel(config, data_dir.path(), &base).expect("kernel");
+    let app = local_app(&kernel, objects);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let client = latchkey_tests::http_client();

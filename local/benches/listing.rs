@@ -14,7 +14,8 @@ use latchkey::crypto::keys::KeyMaterial;
 use latchkey::domain::{Email, Password, Pattern, PatternAllowance, Role, User, Username};
 use latchkey::mail::outbox::Outbox;
 use latchkey::repo::UserRepo;
-use latchkey::service::{AuthService, Principal, UserQuery};
+use latchkey::features::directory::{DirectoryService, UserQuery};
+use latchkey::kernel::{Kernel, Principal};
 use latchkey::store::{Item, ItemStore, Write};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -41,9 +42,10 @@ async fn measure(backend: &str, store: Arc<dyn ItemStore>, count: usize, dir: &s
     println!("{backend}: seeded {count} accounts in {:.1} s", seeding.elapsed().as_secs_f64());
 
     let config = Config { directory_cache_seconds: 600, ..Config::from_env().expect("configuration") };
-    let outbox = Outbox::new(&dir.join("outbox"), AuthService::sender(&config)).unwrap();
+    let outbox = Outbox::new(&dir.join("outbox"), latchkey::kernel::sender(&config)).unwrap();
     let keys = KeyMaterial::load_or_create_file(&dir.join("key.json")).unwrap();
-    let auth = AuthService::new(config, Arc::clone(&store), &keys, Arc::new(outbox), None).unwrap();
+    let kernel = Kernel::new(config, Arc::clone(&store), &keys, Arc::new(outbox), None).unwrap();
+    let directory = DirectoryService::new(&kernel);
     // The service as the users handler calls it, for a signed-in admin: what is measured is
     // the listing, not a sign-in (whose transactions moto runs in time linear in the table).
     let principal = Principal {
@@ -60,7 +62,7 @@ async fn measure(backend: &str, store: Arc<dyn ItemStore>, count: usize, dir: &s
         let name = Pattern::parse("^user0042", PatternAllowance::Member).unwrap();
         let query = UserQuery { name: Some(name), email: None, page: 2, size: 20 };
         let started = Instant::now();
-        let page = auth.list_users(&principal, query).await.expect("a page");
+        let page = directory.list_users(&principal, query).await.expect("a page");
         times.push(started.elapsed());
         total = page.total_count;
         assert_eq!(page.users.len(), 20);

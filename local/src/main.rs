@@ -8,13 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::domain::{Email, Password};
-use latchkey::http::objects::local_object_routes;
-use latchkey::http::server::ServerLimits;
-use latchkey::http::{Function, router};
-use latchkey::service::AdminBootstrap;
+use latchkey::http::server::{ServerLimits, local_app};
+use latchkey::features::directory::AdminBootstrap;
 use latchkey::store::ItemStore;
 
 #[derive(Parser)]
@@ -82,14 +79,12 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
-    let max_object_bytes = config.avatar_max_bytes;
     // Signed object URLs and the sign-in providers' callback point back at this server.
     let public_url = public_url.unwrap_or_else(|| format!("http://{bound}"));
     config.public_url = Some(public_url.trim_end_matches('/').to_owned());
-    let (state, objects) = latchkey::app::embedded_state(config, &data_dir, &public_url)?;
+    let (kernel, objects) = latchkey::app::embedded_kernel(config, &data_dir, &public_url)?;
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
-    let chat = local_chat_routes(state.clone(), Arc::default());
-    let app = router(&Function::ALL, state).merge(local_object_routes(objects, max_object_bytes)).merge(chat);
+    let app = local_app(&kernel, objects);
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,37 +1,23 @@
-//! Wiring: one function that turns settings, a store, key material and a mailer into the
-//! shared state.
+//! Wiring for the local server: the kernel on the embedded store, a key file, the mail outbox
+//! and the object directory. (On AWS, `lambda` builds it from DynamoDB, Secrets Manager, SES
+//! and S3.)
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::keys::KeyMaterial;
-use crate::http::AppState;
-use crate::mail::Mailer;
+use crate::kernel::Kernel;
 use crate::objects::ObjectStore;
-use crate::service::{AuthError, AuthService};
-use crate::store::ItemStore;
 
-pub fn state(
-    config: Config,
-    store: Arc<dyn ItemStore>,
-    keys: &KeyMaterial,
-    mailer: Arc<dyn Mailer>,
-    objects: Option<Arc<dyn ObjectStore>>,
-) -> Result<AppState, AuthError> {
-    let (password_policy, avatar_max_bytes) = (config.password_policy, config.avatar_max_bytes);
-    let auth = Arc::new(AuthService::new(config, store, keys, mailer, objects)?);
-    Ok(AppState { auth, password_policy, avatar_max_bytes })
-}
-
-/// The local server's state: the embedded store, a key file, the mail outbox and the object
+/// The local server's kernel: the embedded store, a key file, the mail outbox and the object
 /// directory, all under `data_dir`; `public_url` is where the server is reached (the object
 /// directory's signed URLs point there).
 #[cfg(feature = "embedded")]
-pub fn embedded_state(
+pub fn embedded_kernel(
     config: Config,
     data_dir: &std::path::Path,
     public_url: &str,
-) -> Result<(AppState, Arc<crate::objects::local::LocalObjects>), SetupError> {
+) -> Result<(Kernel, Arc<crate::objects::local::LocalObjects>), SetupError> {
     use crate::crypto::sealing::KeyedMac;
     use crate::objects::local::LocalObjects;
 
@@ -42,16 +28,15 @@ pub fn embedded_state(
     let keys = KeyMaterial::load_or_create_file(&data_dir.join("signing-key.json"))
         .map_err(|error| SetupError(error.to_string()))?;
     let outbox_dir = data_dir.join("outbox");
-    let outbox = crate::mail::outbox::Outbox::new(&outbox_dir, AuthService::sender(&config))
+    let outbox = crate::mail::outbox::Outbox::new(&outbox_dir, crate::kernel::sender(&config))
         .map_err(|error| SetupError(format!("cannot create the outbox {}: {error}", outbox_dir.display())))?;
     let objects_dir = data_dir.join("objects");
     let objects = LocalObjects::new(&objects_dir, public_url, KeyedMac::for_urls(&keys))
         .map(Arc::new)
         .map_err(|error| SetupError(format!("cannot create {}: {error}", objects_dir.display())))?;
     let shared: Arc<dyn ObjectStore> = objects.clone();
-    let state = state(config, Arc::new(store), &keys, Arc::new(outbox), Some(shared))
-        .map_err(|error| SetupError(error.to_string()))?;
-    Ok((state, objects))
+    let kernel = Kernel::new(config, Arc::new(store), &keys, Arc::new(outbox), Some(shared))?;
+    Ok((kernel, objects))
 }
 
 /// Why the process could not start; the message is for the operator.

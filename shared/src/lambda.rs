@@ -1,5 +1,6 @@
-//! The Lambda entry point shared by every function binary: `run(routes, adapters)` with the
-//! function's own routes and adapters, so each binary links only what its routes use.
+//! The Lambda entry point shared by every function binary: `run(router, adapters)` with the
+//! function's own router builder (`latchkey::http::functions::<name>`) and adapters, so each
+//! binary links only its slices.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use lambda_http::{Error, RequestExt};
 use crate::app::SetupError;
 use crate::config::{Config, required};
 use crate::crypto::keys::KeyMaterial;
+use crate::features::chat::ChatService;
+use crate::http::finish;
 use crate::http::logging::{RequestId, init_tracing};
-use crate::http::{AppState, Route, router_of};
+use crate::kernel::Kernel;
 use crate::mail::ses::SesMailer;
 use crate::mail::{Mailer, NoMail};
 use crate::objects::ObjectStore;
 use crate::objects::s3::S3Objects;
-use crate::service::AuthService;
 use crate::store::dynamodb::DynamoStore;
 
 /// Builds the mail port from the SDK configuration and the settings.
@@ -39,7 +41,7 @@ pub struct Adapters {
 
 /// Mail through SES v2.
 pub fn ses(sdk: &SdkConfig, config: &Config) -> Arc<dyn Mailer> {
-    Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &AuthService::sender(config)))
+    Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &crate::kernel::sender(config)))
 }
 
 /// Avatars in S3.
@@ -47,40 +49,41 @@ pub fn s3(sdk: &SdkConfig, bucket: String) -> Arc<dyn ObjectStore> {
     Arc::new(S3Objects::new(aws_sdk_s3::Client::new(sdk), bucket))
 }
 
-/// Builds the state once per container (config, SDK clients, signing keys), then serves
-/// `routes` (one function's, `latchkey::http::routes::<name>()`) for every invocation.
-pub async fn run(routes: Vec<Route>, adapters: Adapters) -> Result<(), Error> {
+/// Builds the kernel once per container (config, SDK clients, signing keys), and from it the
+/// function's router (`latchkey::http::functions::<name>`), which serves every invocation.
+pub async fn run(router: fn(&Kernel) -> Router, adapters: Adapters) -> Result<(), Error> {
     init_tracing();
-    lambda_http::run(app(routes, init(adapters).await?.0)).await
+    lambda_http::run(app(router(&init(adapters).await?.0))).await
 }
 
 /// Runs the `chat-ws` function: API Gateway WebSocket events, not HTTP requests.
 /// `LATCHKEY_WEBSOCKET_ENDPOINT` fixes the Management API endpoint (for a custom domain);
 /// otherwise each event's domain and stage name it.
 pub async fn run_websocket() -> Result<(), Error> {
-    use crate::chat::apigateway::{ManagementClients, handle};
+    use crate::features::chat::apigateway::{ManagementClients, handle};
     use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
     use lambda_http::{LambdaEvent, service_fn};
 
     init_tracing();
-    let (state, sdk) = init(Adapters::default()).await?;
+    let (kernel, sdk) = init(Adapters::default()).await?;
+    let chat = ChatService::new(&kernel);
     let clients = ManagementClients::new(sdk, std::env::var("LATCHKEY_WEBSOCKET_ENDPOINT").ok());
-    let (state, clients) = (&state, &clients);
+    let (chat, clients) = (&chat, &clients);
     lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, Error>(handle(state, clients, event.payload).await)
+            Ok::<_, Error>(handle(chat, clients, event.payload).await)
         },
     ))
     .await
 }
 
-/// What `run` serves: the routes, told what API Gateway's event says about the request (its
-/// id, and the client's address).
-pub fn app(routes: Vec<Route>, state: AppState) -> Router {
-    router_of(routes, state).layer(axum::middleware::map_request(tag_request))
+/// What `run` serves: a function's routes, finished, told what API Gateway's event says about
+/// the request (its id, and the client's address).
+pub fn app(routes: Router) -> Router {
+    finish(routes).layer(axum::middleware::map_request(tag_request))
 }
 
-async fn init(adapters: Adapters) -> Result<(AppState, aws_config::SdkConfig), SetupError> {
+async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), SetupError> {
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
@@ -103,8 +106,7 @@ async fn init(adapters: Adapters) -> Result<(AppState, aws_config::SdkConfig), S
     let mailer = adapters.mail.map_or_else(|| Arc::new(NoMail) as Arc<dyn Mailer>, |mail| mail(&aws, &config));
     let bucket = std::env::var("LATCHKEY_AVATAR_BUCKET").ok();
     let objects = adapters.objects.zip(bucket).map(|(objects, bucket)| objects(&aws, bucket));
-    let state = crate::app::state(config, Arc::new(store), &keys, mailer, objects).map_err(|e| setup(&e))?;
-    Ok((state, aws))
+    Ok((Kernel::new(config, Arc::new(store), &keys, mailer, objects)?, aws))
 }
 
 /// The variable naming the Secrets Manager secret with the sign-in providers' client secrets

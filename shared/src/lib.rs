@@ -1,8 +1,12 @@
 //! Latchkey: a serverless authentication and user service.
 //!
 //! Layers, from the edge inwards:
-//! - [`http`]: axum routes and handlers, grouped by the Lambda function that serves them;
-//! - [`service`]: what Latchkey does (register, login, rotate refresh tokens, ...);
+//! - [`http`]: the edge every slice shares: the route table and the functions, extractors,
+//!   error bodies and the local server;
+//! - [`features`]: one slice per capability (sessions, second factors, account lifecycle,
+//!   directory, friends, avatars, sign-in providers, chat), each with its service, its errors
+//!   and its handlers;
+//! - [`kernel`]: what several slices share (the caller, sessions, proofs, notices, the throttle);
 //! - [`domain`]: values valid by construction (`Email`, `Password`, ...) and the user model;
 //! - [`repo`]: typed records over [`store`], the item-store contract with a DynamoDB and an
 //!   embedded (redb) implementation;
@@ -14,11 +18,12 @@
 //! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
 
 pub mod app;
-pub mod chat;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod features;
 pub mod http;
+pub mod kernel;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod mail;
@@ -27,5 +32,4 @@ pub mod objects;
 #[cfg(unix)]
 pub mod private_files;
 pub mod repo;
-pub mod service;
 pub mod store;

@@ -6,7 +6,6 @@ use latchkey::config::Config;
 use latchkey::mail::Mailer;
 use latchkey::mail::outbox::Outbox;
 use latchkey::mail::ses::SesMailer;
-use latchkey::service::AuthService;
 use serde_json::Value;
 
 use crate::{Backend, aws_endpoint, aws_sdk_config, http_client};
@@ -55,7 +54,7 @@ impl Mailbox {
     }
 
     pub(crate) fn mailer(&self, config: &Config) -> Arc<dyn Mailer> {
-        let sender = AuthService::sender(config);
+        let sender = latchkey::kernel::sender(config);
         match self {
             Self::Outbox(dir) => Arc::new(Outbox::new(dir.path(), sender).expect("outbox")),
             Self::Ses => Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&aws_sdk_config()), &sender)),

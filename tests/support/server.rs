@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use latchkey::chat::local::local_chat_routes;
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
 use latchkey::crypto::sealing::KeyedMac;
-use latchkey::http::objects::local_object_routes;
-use latchkey::http::server::ServerLimits;
-use latchkey::http::{Function, router};
+use latchkey::http::server::{ServerLimits, local_app};
+use latchkey::kernel::Kernel;
 use latchkey::objects::local::LocalObjects;
 use latchkey::store::ItemStore;
 use serde_json::{Value, json};
@@ -86,11 +84,9 @@ impl TestServer {
             Some(bucket) => Arc::new(bucket.objects()),
             None => local.clone(),
         };
-        let max_object_bytes = config.avatar_max_bytes;
-        let state = latchkey::app::state(config, Arc::clone(&store), &keys, mailer, Some(objects)).expect("state");
-        // As latchkey-local does: chat over the local WebSocket route.
-        let chat = local_chat_routes(state.clone(), Arc::default());
-        let app = router(&Function::ALL, state).merge(local_object_routes(local, max_object_bytes)).merge(chat);
+        let kernel = Kernel::new(config, Arc::clone(&store), &keys, mailer, Some(objects)).expect("kernel");
+        // As latchkey-local serves them, chat over the local WebSocket route included.
+        let app = local_app(&kernel, local);
         let server = tokio::spawn(async move {
             latchkey::http::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
         });
@@ -167,7 +163,7 @@ impl TestServer {
 
     /// Gives the account of `email` the admin role, as `latchkey-local admin grant` does.
     pub async fn make_admin(&self, email: &str) {
-        let bootstrap = latchkey::service::AdminBootstrap::new(Arc::clone(&self.store), &test_config()).unwrap();
+        let bootstrap = latchkey::features::directory::AdminBootstrap::new(Arc::clone(&self.store), &test_config()).unwrap();
         bootstrap.grant(latchkey::domain::Email::parse(email).unwrap()).await.expect("grant admin");
     }
 

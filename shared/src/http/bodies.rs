@@ -1,15 +1,12 @@
-//! Response bodies that show stored records: their own structs, so that renaming a field of the
-//! API never changes an item in the table, nor the reverse.
+//! Bodies several slices share. Those that show stored records are their own structs, so that
+//! renaming a field of the API never changes an item in the table, nor the reverse.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::domain::{
-    ConversationId, Email, LinkedIdentity, Message, MessageId, MessageText, Phone, ProviderName, PublicProfile, Role,
-    User, UserId, UserStatus, UserType, Username,
-};
-use crate::service::{ConversationList, ConversationMessages, ConversationSummary, ConversationView, Listed};
+use crate::domain::{Email, LinkedIdentity, Phone, ProviderName, Role, User, UserId, UserStatus, UserType, Username};
+use crate::kernel::TokenPair;
 
 /// A user as the API shows it to its owner (and to admins).
 #[derive(Debug, Serialize)]
@@ -75,93 +72,30 @@ impl From<LinkedIdentity> for IdentityBody {
     }
 }
 
-/// One account of a listing: the full record for admins, the public profile for others.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum ListedBody {
-    Full(Box<UserBody>),
-    Public(PublicProfile),
+/// What a sign-in, a registration or a refresh answers.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    user: UserBody,
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: i64,
 }
 
-impl From<Listed> for ListedBody {
-    fn from(listed: Listed) -> Self {
-        match listed {
-            Listed::Full(user) => Self::Full(Box::new(user.into())),
-            Listed::Public(profile) => Self::Public(profile),
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            user: pair.user.into(),
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
         }
     }
 }
 
-/// A chat message, in REST answers and WebSocket frames.
-#[derive(Debug, Clone, Serialize)]
-pub struct MessageBody {
-    pub id: MessageId,
-    pub sender: UserId,
-    pub text: MessageText,
-    #[serde(with = "time::serde::rfc3339")]
-    pub sent_at: OffsetDateTime,
-}
-
-impl From<Message> for MessageBody {
-    fn from(message: Message) -> Self {
-        Self { id: message.id, sender: message.sender, text: message.text, sent_at: message.sent_at }
-    }
-}
-
-/// A conversation with its participants' public profiles.
-#[derive(Debug, Serialize)]
-pub struct ConversationBody {
-    pub conversation_id: ConversationId,
-    pub initiator: PublicProfile,
-    pub receiver: PublicProfile,
-}
-
-impl From<ConversationView> for ConversationBody {
-    fn from(view: ConversationView) -> Self {
-        Self { conversation_id: view.conversation_id, initiator: view.initiator, receiver: view.receiver }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ConversationSummaryBody {
-    #[serde(flatten)]
-    pub conversation: ConversationBody,
-    pub last_message: Option<MessageBody>,
-}
-
-impl From<ConversationSummary> for ConversationSummaryBody {
-    fn from(summary: ConversationSummary) -> Self {
-        Self { conversation: summary.view.into(), last_message: summary.last_message.map(MessageBody::from) }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ConversationListBody {
-    pub conversations: Vec<ConversationSummaryBody>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-impl From<ConversationList> for ConversationListBody {
-    fn from(list: ConversationList) -> Self {
-        let conversations = list.conversations.into_iter().map(ConversationSummaryBody::from).collect();
-        Self { conversations, next_cursor: list.next_cursor }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ConversationMessagesBody {
-    #[serde(flatten)]
-    pub conversation: ConversationBody,
-    /// Newest first.
-    pub messages: Vec<MessageBody>,
-    /// Pass as `before` for older messages; `null` when there are none.
-    pub next_cursor: Option<String>,
-}
-
-impl From<ConversationMessages> for ConversationMessagesBody {
-    fn from(page: ConversationMessages) -> Self {
-        let messages = page.messages.into_iter().map(MessageBody::from).collect();
-        Self { conversation: page.view.into(), messages, next_cursor: page.next_cursor }
-    }
+/// A body that only re-enters the password, to confirm a sensitive change.
+#[derive(Deserialize)]
+pub struct PasswordConfirmation {
+    pub password: String,
 }

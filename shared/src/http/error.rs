@@ -1,4 +1,5 @@
-//! The one place errors become HTTP responses.
+//! The error body, and how the kernel's errors become HTTP responses; each slice maps its own
+//! errors next to its handlers.
 //!
 //! Every error body is `{"code", "status", "message", "details"}` with a gRPC code and name
 //! (google.rpc.Status) and the matching HTTP status. Internal detail is logged, never sent.
@@ -7,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::service::AuthError;
+use crate::kernel::{Failure, ProofError};
+use crate::repo::UniqueField;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -70,7 +72,7 @@ impl ApiError {
         Self { code, message: message.into(), details: Vec::new(), challenge: None, retry_after: None }
     }
 
-    fn with_detail(mut self, detail: Value) -> Self {
+    pub fn with_detail(mut self, detail: Value) -> Self {
         self.details.push(detail);
         self
     }
@@ -83,7 +85,7 @@ impl ApiError {
     }
 
     /// A 429 with `Retry-After`.
-    fn too_many(message: String, reason: &str, retry_after_seconds: i64) -> Self {
+    pub fn too_many(message: String, reason: &str, retry_after_seconds: i64) -> Self {
         Self {
             retry_after: Some(retry_after_seconds),
             ..Self::new(ErrorCode::ResourceExhausted, message)
@@ -119,88 +121,59 @@ impl ApiError {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        let message = error.to_string();
-        let reason = |code, reason: &str| Self::new(code, message.clone()).with_detail(json!({ "reason": reason }));
+impl ApiError {
+    /// An error whose message is `error`'s, with a machine-readable `reason` detail.
+    pub fn reason(code: ErrorCode, error: &impl std::fmt::Display, reason: &str) -> Self {
+        Self::new(code, error.to_string()).with_detail(json!({ "reason": reason }))
+    }
+
+    /// An error whose message is `error`'s.
+    pub fn of(code: ErrorCode, error: &impl std::fmt::Display) -> Self {
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(error: Failure) -> Self {
         match error {
-            AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::InvalidAccessToken => {
-                Self::unauthenticated(message)
+            Failure::Throttled { retry_after_seconds } => {
+                Self::too_many(error.to_string(), "TOO_MANY_ATTEMPTS", retry_after_seconds)
             }
-            AuthError::MfaRequired { methods } => {
-                Self::unauthenticated(message).with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods }))
-            }
-            AuthError::InvalidSecondFactor => reason(ErrorCode::Unauthenticated, "INVALID_SECOND_FACTOR"),
-            AuthError::Incorrect { field } => Self::new(ErrorCode::PermissionDenied, message)
-                .with_detail(json!({ "field": field, "reason": "INCORRECT" })),
-            AuthError::EmailNotVerified => reason(ErrorCode::PermissionDenied, "EMAIL_NOT_VERIFIED"),
-            AuthError::Throttled { retry_after_seconds } => {
-                Self::too_many(message, "TOO_MANY_ATTEMPTS", retry_after_seconds)
-            }
-            AuthError::TooManyMessages { retry_after_seconds } => {
-                Self::too_many(message, "TOO_MANY_MESSAGES", retry_after_seconds)
-            }
-            AuthError::LinkNotFound
-            | AuthError::NoSuchUser
-            | AuthError::NotFriends
-            | AuthError::NoSuchUpload
-            | AuthError::NoAvatar
-            | AuthError::NoSuchProvider
-            | AuthError::NoSuchConversation
-            | AuthError::NoSuchIdentity => Self::new(ErrorCode::NotFound, message),
-            AuthError::ProviderRejected(_) => reason(ErrorCode::Unauthenticated, "INVALID_PROVIDER_TOKEN"),
-            AuthError::ProviderUnsupported(_) => reason(ErrorCode::InvalidArgument, "UNSUPPORTED_BY_PROVIDER"),
-            AuthError::ProviderUnavailable { provider, detail } => {
-                tracing::error!(%provider, %detail, "a sign-in provider is unavailable");
-                reason(ErrorCode::Unavailable, "PROVIDER_UNAVAILABLE")
-            }
-            AuthError::LinkRequired => reason(ErrorCode::AlreadyExists, "ACCOUNT_EXISTS_LINK_REQUIRED"),
-            AuthError::RedirectUriNotAllowed => Self::invalid_field("redirect_uri", "is not an allowed redirect URI"),
-            AuthError::InvalidState => reason(ErrorCode::InvalidArgument, "INVALID_STATE"),
-            AuthError::InvalidGrant => reason(ErrorCode::InvalidArgument, "INVALID_GRANT"),
-            AuthError::ReauthenticationRequired => reason(ErrorCode::PermissionDenied, "REAUTHENTICATION_REQUIRED"),
-            AuthError::UserNotConnected => reason(ErrorCode::Conflict, "USER_NOT_CONNECTED"),
-            AuthError::InvalidTicket => {
-                Self::new(ErrorCode::Unauthenticated, format!("{message}; ask POST /v1/chat/ticket for a new one"))
-                    .with_detail(json!({ "reason": "INVALID_TICKET" }))
-            }
-            AuthError::LastSignInMethod => reason(ErrorCode::FailedPrecondition, "LAST_SIGN_IN_METHOD"),
-            AuthError::AlreadyFriends => reason(ErrorCode::AlreadyExists, "ALREADY_FRIENDS"),
-            AuthError::AdminsOnly(_) | AuthError::NotAParticipant { .. } => {
-                Self::new(ErrorCode::PermissionDenied, message)
-            }
-            AuthError::PatternTooCostly { field } => {
-                Self::invalid_field(field, "is too costly to search with; use a simpler pattern")
-            }
-            AuthError::MissingField(field) => Self::invalid_field(field, "is required"),
-            AuthError::InvalidUpload(_) => reason(ErrorCode::InvalidArgument, "INVALID_UPLOAD"),
-            AuthError::AlreadyExists(field) => Self::new(ErrorCode::AlreadyExists, message)
-                .with_detail(json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" })),
-            AuthError::NoTotpSetupPending => {
-                Self::new(ErrorCode::FailedPrecondition, "no TOTP setup is pending; call /v1/auth/totp/enable first")
-            }
-            AuthError::EmailAlreadyVerified
-            | AuthError::NoEmailAddress
-            | AuthError::NoAddressForCodes
-            | AuthError::LastAdmin
-            | AuthError::TotpAlreadyEnabled
-            | AuthError::TotpNotEnabled
-            | AuthError::ConversationWithYourself
-            | AuthError::FriendWithYourself
-            | AuthError::FriendLimitReached
-            | AuthError::UnverifiedAddressCannotLink
-            | AuthError::OtherIdentityLinked => Self::new(ErrorCode::FailedPrecondition, message),
-            AuthError::Aborted => Self::new(ErrorCode::Aborted, message),
-            AuthError::Unavailable(detail) => {
+            Failure::SignedOut => Self::unauthenticated(error.to_string()),
+            Failure::Aborted => Self::of(ErrorCode::Aborted, &error),
+            Failure::Unavailable(detail) => {
                 tracing::error!(%detail, "a backing service is unavailable");
                 Self::new(ErrorCode::Unavailable, "the service is temporarily unavailable; retry shortly")
             }
-            AuthError::Internal(detail) => {
+            Failure::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(ErrorCode::Internal, "internal error")
             }
         }
     }
+}
+
+impl From<ProofError> for ApiError {
+    fn from(error: ProofError) -> Self {
+        match error {
+            ProofError::Incorrect { field } => Self::of(ErrorCode::PermissionDenied, &error)
+                .with_detail(json!({ "field": field, "reason": "INCORRECT" })),
+            ProofError::MissingField(field) => Self::invalid_field(field, "is required"),
+            ProofError::ReauthenticationRequired => {
+                Self::reason(ErrorCode::PermissionDenied, &error, "REAUTHENTICATION_REQUIRED")
+            }
+            ProofError::MfaRequired { ref methods } => Self::unauthenticated(error.to_string())
+                .with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods })),
+            ProofError::InvalidSecondFactor => Self::reason(ErrorCode::Unauthenticated, &error, "INVALID_SECOND_FACTOR"),
+            ProofError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+/// A unique value that is another account's: `409`, naming the field.
+pub fn taken(field: UniqueField, error: &impl std::fmt::Display) -> ApiError {
+    ApiError::of(ErrorCode::AlreadyExists, error)
+        .with_detail(json!({ "field": field.to_string(), "reason": "ALREADY_EXISTS" }))
 }
 
 impl IntoResponse for ApiError {

@@ -10,9 +10,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::Slice;
 use super::error::{ApiError, ErrorCode};
-use crate::service::{Origin, Principal};
+use crate::kernel::{Origin, Principal};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -116,12 +116,12 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 /// The caller of a protected route, after its access token and session were checked.
 pub struct Authenticated(pub Principal);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S: Send + Sync> FromRequestParts<Slice<S>> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Slice<S>) -> Result<Self, ApiError> {
         let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
-        match state.auth.authenticate(&token).await {
+        match state.sessions.authenticate(&token).await {
             Ok(principal) => Ok(Self(principal)),
             Err(error) => Err(ApiError::from(error).with_invalid_token_challenge()),
         }

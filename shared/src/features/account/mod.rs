@@ -1,0 +1,8 @@
+//! The account lifecycle: email verification, password reset and change, and the
+//! confirmation of a new address.
+
+mod http;
+mod service;
+
+pub use http::routes;
+pub use service::{AccountError, AccountService};

@@ -1,0 +1,7 @@
+//! Friends: mutual, made by one call, capped per account.
+
+mod http;
+mod service;
+
+pub use http::routes;
+pub use service::{FriendError, FriendService, Friendships};

@@ -1,0 +1,8 @@
+//! Sessions and tokens: registration, login (with lockout and unlock links), refresh-token
+//! rotation with reuse detection, logout, introspection and the published keys.
+
+mod http;
+mod service;
+
+pub use http::routes;
+pub use service::{Credentials, Introspection, Registered, Registration, SessionError, SessionService};
