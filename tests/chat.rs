@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use latchkey::features::chat::ChatService;
-use latchkey::kernel::Kernel;
-use latchkey::features::chat::apigateway::{ManagementClients, handle};
 use latchkey::config::Config;
+use latchkey::features::chat::ChatService;
+use latchkey::features::chat::apigateway::{ManagementClients, handle};
+use latchkey::kernel::Kernel;
 use latchkey::repo::{ChatConnection, ChatRepo};
 use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
 use serde_json::{Value, json};

@@ -23,7 +23,7 @@ fn read_yaml(file: &str) -> Yaml {
 
 /// (function, METHOD, path) for every route the handlers serve.
 fn served_routes() -> BTreeSet<(String, String, String)> {
-    latchkey::http::table()
+    latchkey::functions::table()
         .into_iter()
         .map(|(function, method, path)| (function.name().to_owned(), method.to_string(), path.to_owned()))
         .collect()
@@ -215,7 +215,8 @@ async fn every_sample_event_replays_through_its_lambda_handler() {
         }
 
         // The same router the function's main.rs hands to lambda_http::run.
-        let response = latchkey::lambda::app(function.router(&kernel)).oneshot(request).await.unwrap();
+        let response =
+            latchkey::lambda::app(latchkey::functions::router(function, &kernel)).oneshot(request).await.unwrap();
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         assert_eq!(status, expected, "{function_name}/{event}: {}", String::from_utf8_lossy(&body));
@@ -273,7 +274,7 @@ async fn lockout_counts_the_source_ip_of_api_gateway_events() {
             serde_json::json!({"username": format!("nobody{n}"), "password": "wrong password"}).to_string().into();
         event["requestContext"]["http"]["sourceIp"] = source_ip.into();
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let app = latchkey::lambda::app(Function::Login.router(&kernel));
+        let app = latchkey::lambda::app(latchkey::functions::router(Function::Login, &kernel));
         async move { app.oneshot(request).await.unwrap().status().as_u16() }
     };
     for n in 0..4 {
@@ -298,7 +299,7 @@ fn each_function_serves_its_own_routes_with_the_adapters_the_template_grants() {
             continue;
         }
         let main = std::fs::read_to_string(repo_root().join(format!("functions/{binary}/src/main.rs"))).unwrap();
-        let routes = format!("latchkey::http::functions::{binary},");
+        let routes = format!("latchkey::functions::{binary},");
         assert!(main.contains(&routes), "functions/{binary}/src/main.rs does not serve {routes}");
         let policies = serde_norway::to_string(&resource["Properties"]["Policies"]).unwrap();
         let grants_mail = policies.contains("ses:SendEmail");

@@ -201,8 +201,9 @@ async fn twenty_concurrent_puts_if_absent_have_exactly_one_winner(backend: Backe
 }
 
 /// A user item exactly as an earlier version stored it (before pending addresses, previous
-/// addresses and the TOTP setup flag existed): it reads, signs in and takes a change without a
-/// migration. The API body is its own struct, so it shows the fields added since too.
+/// addresses and the TOTP setup flag existed, and when it held its avatar's route path): it
+/// reads, signs in and takes a change without a migration. The API body is its own struct, so
+/// it shows the fields added since too.
 async fn a_user_item_stored_by_an_earlier_version_still_signs_in_and_changes(backend: Backend) {
     use latchkey::crypto::passwords::PasswordHasher;
     use latchkey::domain::{Password, PasswordPolicy};
@@ -215,10 +216,11 @@ async fn a_user_item_stored_by_an_earlier_version_still_signs_in_and_changes(bac
     let stored = json!({
         "id": id, "email": "legacy@example.com", "username": "legacy", "phone": null, "role": "USER",
         "type": "EMAIL", "status": "NORMAL", "extra": {"theme": "dark"}, "is_email_verified": true,
-        "avatar": null, "identities": [], "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z",
+        "avatar": format!("/v1/users/{id}/avatar"), "identities": [],
+        "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z",
         "password_hash": hash,
         "second_factors": {"totp": null, "totp_pending": null, "email_codes": false},
-        "avatar_key": null, "session_epoch": 0, "version": 3
+        "avatar_key": format!("avatars/{id}/earlier.png"), "session_epoch": 0, "version": 3
     });
     let writes = vec![
         Write::put(item(&format!("USER#{id}"), "PROFILE", stored), Condition::Always),
@@ -244,6 +246,10 @@ async fn a_user_item_stored_by_an_earlier_version_still_signs_in_and_changes(bac
         (Some("legacy@example.com"), Some("dark"))
     );
     assert!(me.body["pending_email"].is_null(), "{}", me.body);
+    let avatar = format!("/v1/users/{id}/avatar");
+    assert_eq!(me.body["avatar"].as_str(), Some(avatar.as_str()), "the avatar it had is still shown");
     let changed = server.patch_authorized("/v1/users/me", &access, json!({"username": "legacy_renamed"})).await;
     assert_eq!((changed.status, changed.body["username"].as_str()), (200, Some("legacy_renamed")), "{}", changed.body);
+    let me = server.get("/v1/users/me", Some(&access)).await;
+    assert_eq!(me.body["avatar"].as_str(), Some(avatar.as_str()), "and still after a change: {}", me.body);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use latchkey::config::{Config, LockoutPolicy};
 use latchkey::crypto::passwords::PasswordHasher;
 use latchkey::domain::Password;
-use latchkey::http::server::local_app;
+
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 16;
@@ -40,7 +40,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (kernel, objects) = latchkey::app::embedded_kernel(config.clone(), data_dir.path(), &base).expect("kernel");
-    let app = local_app(&kernel, objects);
+    let app = latchkey::app::local_app(&kernel, objects);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     println!(

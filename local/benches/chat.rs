@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use latchkey::config::Config;
 use latchkey::crypto::passwords::Argon2Settings;
-use latchkey::http::server::local_app;
+
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -33,7 +33,7 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (kernel, objects) = latchkey::app::embedded_kernel(config, data_dir.path(), &base).expect("kernel");
-    let app = local_app(&kernel, objects);
+    let app = latchkey::app::local_app(&kernel, objects);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let client = latchkey_tests::http_client();

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
 use latchkey::domain::{Email, Password, Pattern, PatternAllowance, Role, User, Username};
-use latchkey::mail::outbox::Outbox;
-use latchkey::repo::UserRepo;
 use latchkey::features::directory::{DirectoryService, UserQuery};
 use latchkey::kernel::{Kernel, Principal};
+use latchkey::mail::outbox::Outbox;
+use latchkey::repo::UserRepo;
 use latchkey::store::{Item, ItemStore, Write};
 
 const PASSWORD: &str = "correct horse battery staple";

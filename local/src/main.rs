@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use latchkey::config::Config;
 use latchkey::domain::{Email, Password};
-use latchkey::http::server::{ServerLimits, local_app};
 use latchkey::features::directory::AdminBootstrap;
+use latchkey::http::server::ServerLimits;
 use latchkey::store::ItemStore;
 
 #[derive(Parser)]
@@ -84,7 +84,7 @@ async fn serve(
     config.public_url = Some(public_url.trim_end_matches('/').to_owned());
     let (kernel, objects) = latchkey::app::embedded_kernel(config, &data_dir, &public_url)?;
     tracing::info!(addr = %bound, data_dir = %data_dir.display(), "latchkey-local is serving");
-    let app = local_app(&kernel, objects);
+    let app = latchkey::app::local_app(&kernel, objects);
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };

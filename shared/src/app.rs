@@ -1,26 +1,31 @@
-//! Wiring for the local server: the kernel on the embedded store, a key file, the mail outbox
-//! and the object directory. (On AWS, `lambda` builds it from DynamoDB, Secrets Manager, SES
-//! and S3.)
+//! The local server's wiring: the kernel on the embedded store, a key file, the mail outbox and
+//! the object directory, and every route on it. (On AWS, `lambda` builds the kernel from
+//! DynamoDB, Secrets Manager, SES and S3.)
 
 use std::sync::Arc;
 
+use axum::Router;
+
 use crate::config::Config;
 use crate::crypto::keys::KeyMaterial;
-use crate::kernel::Kernel;
+use crate::crypto::sealing::KeyedMac;
+use crate::features::chat::ChatService;
+use crate::features::chat::local::local_chat_routes;
+use crate::functions;
+use crate::http::finish;
+use crate::http::objects::local_object_routes;
+use crate::kernel::{Kernel, SetupError};
 use crate::objects::ObjectStore;
+use crate::objects::local::LocalObjects;
 
 /// The local server's kernel: the embedded store, a key file, the mail outbox and the object
 /// directory, all under `data_dir`; `public_url` is where the server is reached (the object
 /// directory's signed URLs point there).
-#[cfg(feature = "embedded")]
 pub fn embedded_kernel(
     config: Config,
     data_dir: &std::path::Path,
     public_url: &str,
 ) -> Result<(Kernel, Arc<crate::objects::local::LocalObjects>), SetupError> {
-    use crate::crypto::sealing::KeyedMac;
-    use crate::objects::local::LocalObjects;
-
     crate::private_files::create_dir(data_dir)
         .map_err(|error| SetupError(format!("cannot create the data directory {}: {error}", data_dir.display())))?;
     let store = crate::store::embedded::EmbeddedStore::open(&data_dir.join("latchkey.redb"))
@@ -39,7 +44,10 @@ pub fn embedded_kernel(
     Ok((kernel, objects))
 }
 
-/// Why the process could not start; the message is for the operator.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
+/// Every route the local server serves: each slice's, the signed URLs of the object directory,
+/// and the chat WebSocket.
+pub fn local_app(kernel: &Kernel, objects: Arc<LocalObjects>) -> Router {
+    let chat = local_chat_routes(Arc::new(ChatService::new(kernel)), Arc::default());
+    let objects = local_object_routes(objects, kernel.config.avatar_max_bytes);
+    finish(functions::all(kernel)).merge(objects).merge(chat)
+}

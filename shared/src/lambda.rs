@@ -1,5 +1,5 @@
 //! The Lambda entry point shared by every function binary: `run(router, adapters)` with the
-//! function's own router builder (`latchkey::http::functions::<name>`) and adapters, so each
+//! function's own router builder (`latchkey::functions::<name>`) and adapters, so each
 //! binary links only its slices.
 
 use std::net::SocketAddr;
@@ -11,13 +11,12 @@ use axum::extract::ConnectInfo;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, RequestExt};
 
-use crate::app::SetupError;
 use crate::config::{Config, required};
 use crate::crypto::keys::KeyMaterial;
 use crate::features::chat::ChatService;
 use crate::http::finish;
 use crate::http::logging::{RequestId, init_tracing};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, SetupError};
 use crate::mail::ses::SesMailer;
 use crate::mail::{Mailer, NoMail};
 use crate::objects::ObjectStore;
@@ -50,7 +49,7 @@ pub fn s3(sdk: &SdkConfig, bucket: String) -> Arc<dyn ObjectStore> {
 }
 
 /// Builds the kernel once per container (config, SDK clients, signing keys), and from it the
-/// function's router (`latchkey::http::functions::<name>`), which serves every invocation.
+/// function's router (`latchkey::functions::<name>`), which serves every invocation.
 pub async fn run(router: fn(&Kernel) -> Router, adapters: Adapters) -> Result<(), Error> {
     init_tracing();
     lambda_http::run(app(router(&init(adapters).await?.0))).await

@@ -15,13 +15,16 @@
 //! - [`objects`]: the object store port (avatars) with its S3 and local-directory adapters;
 //! - [`oauth`]: third-party sign-in providers (ID tokens against JWKS, access tokens, PKCE).
 //!
-//! [`app`] wires them together; [`lambda`] runs one function on AWS Lambda.
+//! [`functions`] says which slices each Lambda function serves; [`app`] wires the local server;
+//! [`lambda`] runs one function on AWS Lambda.
 
+#[cfg(feature = "embedded")]
 pub mod app;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod features;
+pub mod functions;
 pub mod http;
 pub mod kernel;
 #[cfg(feature = "aws")]

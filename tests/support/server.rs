@@ -5,7 +5,7 @@ use std::sync::Arc;
 use latchkey::config::Config;
 use latchkey::crypto::keys::KeyMaterial;
 use latchkey::crypto::sealing::KeyedMac;
-use latchkey::http::server::{ServerLimits, local_app};
+use latchkey::http::server::ServerLimits;
 use latchkey::kernel::Kernel;
 use latchkey::objects::local::LocalObjects;
 use latchkey::store::ItemStore;
@@ -86,7 +86,7 @@ impl TestServer {
         };
         let kernel = Kernel::new(config, Arc::clone(&store), &keys, mailer, Some(objects)).expect("kernel");
         // As latchkey-local serves them, chat over the local WebSocket route included.
-        let app = local_app(&kernel, local);
+        let app = latchkey::app::local_app(&kernel, local);
         let server = tokio::spawn(async move {
             latchkey::http::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
         });
@@ -163,7 +163,8 @@ impl TestServer {
 
     /// Gives the account of `email` the admin role, as `latchkey-local admin grant` does.
     pub async fn make_admin(&self, email: &str) {
-        let bootstrap = latchkey::features::directory::AdminBootstrap::new(Arc::clone(&self.store), &test_config()).unwrap();
+        let bootstrap =
+            latchkey::features::directory::AdminBootstrap::new(Arc::clone(&self.store), &test_config()).unwrap();
         bootstrap.grant(latchkey::domain::Email::parse(email).unwrap()).await.expect("grant admin");
     }
 

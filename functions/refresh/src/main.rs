@@ -4,5 +4,5 @@ use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda::run(latchkey::http::functions::refresh, Adapters::default()).await
+    lambda::run(latchkey::functions::refresh, Adapters::default()).await
 }

@@ -4,5 +4,5 @@ use latchkey::lambda::{self, Adapters};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda::run(latchkey::http::functions::users, Adapters { mail: Some(lambda::ses), objects: Some(lambda::s3) }).await
+    lambda::run(latchkey::functions::users, Adapters { mail: Some(lambda::ses), objects: Some(lambda::s3) }).await
 }

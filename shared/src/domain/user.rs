@@ -106,7 +106,10 @@ pub struct User {
     /// sent to it is used.
     #[serde(default)]
     pub pending_email: Option<Email>,
-    pub avatar: Option<String>,
+    /// Whether the account has an avatar: read from the stored record's object key, never
+    /// stored itself (an item written before may still hold an `avatar` path; it is ignored).
+    #[serde(skip)]
+    pub has_avatar: bool,
     /// The sign-in providers linked to the account.
     #[serde(default)]
     pub identities: Vec<LinkedIdentity>,
@@ -117,11 +120,11 @@ pub struct User {
 }
 
 /// What any signed-in user may see of another: never the email, phone or role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PublicProfile {
     pub id: UserId,
     pub username: Option<Username>,
-    pub avatar: Option<String>,
+    pub has_avatar: bool,
     /// True while the user has a live session.
     pub is_connected: bool,
 }
@@ -140,7 +143,7 @@ impl User {
             extra: Map::new(),
             is_email_verified: false,
             pending_email: None,
-            avatar: None,
+            has_avatar: false,
             identities: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -162,7 +165,7 @@ impl User {
             extra: Map::new(),
             is_email_verified: identity.email.is_some(),
             pending_email: None,
-            avatar: None,
+            has_avatar: false,
             identities: vec![identity],
             created_at: now,
             updated_at: now,
@@ -191,6 +194,6 @@ impl User {
     }
 
     pub fn public_profile(&self, is_connected: bool) -> PublicProfile {
-        PublicProfile { id: self.id, username: self.username.clone(), avatar: self.avatar.clone(), is_connected }
+        PublicProfile { id: self.id, username: self.username.clone(), has_avatar: self.has_avatar, is_connected }
     }
 }

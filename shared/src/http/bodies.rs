@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::domain::{Email, LinkedIdentity, Phone, ProviderName, Role, User, UserId, UserStatus, UserType, Username};
+use crate::domain::{
+    Email, LinkedIdentity, Phone, ProviderName, PublicProfile, Role, User, UserId, UserStatus, UserType, Username,
+};
 use crate::kernel::TokenPair;
 
 /// A user as the API shows it to its owner (and to admins).
@@ -43,12 +45,38 @@ impl From<User> for UserBody {
             extra: user.extra,
             is_email_verified: user.is_email_verified,
             pending_email: user.pending_email,
-            avatar: user.avatar,
+            avatar: user.has_avatar.then(|| avatar_path(user.id)),
             identities: user.identities.into_iter().map(IdentityBody::from).collect(),
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
     }
+}
+
+/// What any signed-in user may see of another.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileBody {
+    pub id: UserId,
+    pub username: Option<Username>,
+    pub avatar: Option<String>,
+    /// True while the user has a live session or an open chat connection.
+    pub is_connected: bool,
+}
+
+impl From<PublicProfile> for ProfileBody {
+    fn from(profile: PublicProfile) -> Self {
+        Self {
+            id: profile.id,
+            username: profile.username,
+            avatar: profile.has_avatar.then(|| avatar_path(profile.id)),
+            is_connected: profile.is_connected,
+        }
+    }
+}
+
+/// Where a user's avatar URL is served: what `avatar` shows when there is one.
+fn avatar_path(id: UserId) -> String {
+    format!("/v1/users/{id}/avatar")
 }
 
 /// A provider account linked to the user.

@@ -164,7 +164,9 @@ impl From<ProofError> for ApiError {
             }
             ProofError::MfaRequired { ref methods } => Self::unauthenticated(error.to_string())
                 .with_detail(json!({ "reason": "MFA_REQUIRED", "methods": methods })),
-            ProofError::InvalidSecondFactor => Self::reason(ErrorCode::Unauthenticated, &error, "INVALID_SECOND_FACTOR"),
+            ProofError::InvalidSecondFactor => {
+                Self::reason(ErrorCode::Unauthenticated, &error, "INVALID_SECOND_FACTOR")
+            }
             ProofError::Failure(failure) => failure.into(),
         }
     }

@@ -1,12 +1,12 @@
 //! HTTP edge: routes grouped the way they are deployed (one Lambda function per group).
 //!
-//! The route table is data, so one list builds the router, feeds the local server and is
-//! checked against `template.yaml` and `openapi.yaml` by the tests.
+//! Each slice's routes are data tagged with their function, so one table (`functions::table`)
+//! builds the routers, feeds the local server and is checked against `template.yaml`,
+//! `openapi.yaml` and `events/` by the tests.
 
 pub mod bodies;
 pub mod error;
 pub mod extract;
-pub mod functions;
 pub mod logging;
 pub mod objects;
 pub mod parse;
@@ -42,7 +42,11 @@ impl<S> Slice<S> {
 
 impl<S> Clone for Slice<S> {
     fn clone(&self) -> Self {
-        Self { service: Arc::clone(&self.service), sessions: Arc::clone(&self.sessions), config: Arc::clone(&self.config) }
+        Self {
+            service: Arc::clone(&self.service),
+            sessions: Arc::clone(&self.sessions),
+            config: Arc::clone(&self.config),
+        }
     }
 }
 
@@ -152,31 +156,6 @@ impl Function {
             Self::Chat => "chat",
         }
     }
-
-    /// This function's router, on the kernel: what its `main.rs` serves on Lambda.
-    pub fn router(self, kernel: &Kernel) -> Router {
-        match self {
-            Self::Register => functions::register(kernel),
-            Self::Login => functions::login(kernel),
-            Self::Refresh => functions::refresh(kernel),
-            Self::Logout => functions::logout(kernel),
-            Self::Users => functions::users(kernel),
-            Self::Tokens => functions::tokens(kernel),
-            Self::Totp => functions::totp(kernel),
-            Self::Password => functions::password(kernel),
-            Self::Email => functions::email(kernel),
-            Self::Friends => functions::friends(kernel),
-            Self::Avatar => functions::avatar(kernel),
-            Self::OAuth => functions::oauth(kernel),
-            Self::Chat => functions::chat(kernel),
-        }
-    }
-}
-
-/// Every route served over HTTP, with its function: the one table that `template.yaml`,
-/// `openapi.yaml` and `events/` are checked against.
-pub fn table() -> Vec<(Function, Method, &'static str)> {
-    functions::table()
 }
 
 /// The finished router for some routes: JSON errors for unknown routes and methods, the body

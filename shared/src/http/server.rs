@@ -21,12 +21,6 @@ use tokio::net::TcpListener;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
 
 use super::error::{ApiError, ErrorCode};
-use super::objects::local_object_routes;
-use super::{finish, functions};
-use crate::features::chat::ChatService;
-use crate::features::chat::local::local_chat_routes;
-use crate::kernel::Kernel;
-use crate::objects::local::LocalObjects;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
@@ -53,13 +47,6 @@ impl Default for ServerLimits {
             shutdown_grace: Duration::from_secs(10),
         }
     }
-}
-
-/// Every route the local server serves: each slice's, the signed URLs of the object directory,
-/// and the chat WebSocket.
-pub fn local_app(kernel: &Kernel, objects: Arc<LocalObjects>) -> Router {
-    let chat = local_chat_routes(Arc::new(ChatService::new(kernel)), Arc::default());
-    finish(functions::all(kernel)).merge(local_object_routes(objects, kernel.config.avatar_max_bytes)).merge(chat)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets open connections finish

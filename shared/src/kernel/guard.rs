@@ -82,7 +82,7 @@ impl Guard {
             // Past the budget, the time taken may tell whether the account exists.
             tracing::warn!(
                 budget_ms = self.uniform_response.as_millis() as u64,
-                "a uniform-time request overran its budget; raise LATCHKEY_UNIFORM_RESPONSE_MS"
+                "a uniform-time request overran its budget; raise the uniform response time"
             );
         }
         tokio::time::sleep_until(deadline).await;

@@ -25,7 +25,6 @@ pub use profiles::Profiles;
 pub use proofs::{ProofError, Proofs};
 pub use sessions::{Principal, Sessions, TokenPair};
 
-use crate::app::SetupError;
 use crate::config::Config;
 use crate::crypto::keys::KeyMaterial;
 use crate::crypto::passwords::PasswordHasher;
@@ -68,6 +67,11 @@ pub fn sender(config: &Config) -> Sender {
     Sender { name: config.product_name.clone(), address: config.mail_from.clone() }
 }
 
+/// Why the process could not start; the message is for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
 /// Built once per process (per Lambda container): the settings, the store, the keys and the
 /// shared parts. Building it makes no network call.
 pub struct Kernel {
@@ -106,7 +110,20 @@ impl Kernel {
         let proofs = Arc::new(Proofs::new(&config, &store, &guard, hasher.clone(), &secret_box, &code_mac));
         let links = Arc::new(Links::new(&store, &notices));
         let profiles = Arc::new(Profiles::new(&store));
-        Ok(Self { config, store, sessions, guard, notices, proofs, links, profiles, hasher, secret_box, code_mac, objects })
+        Ok(Self {
+            config,
+            store,
+            sessions,
+            guard,
+            notices,
+            proofs,
+            links,
+            profiles,
+            hasher,
+            secret_box,
+            code_mac,
+            objects,
+        })
     }
 
     pub fn users(&self) -> UserRepo {

@@ -9,13 +9,13 @@ use uuid::Uuid;
 use super::failure::Failure;
 use super::guard::Guard;
 use super::notices::Notices;
-use super::throttle::Subject;
 use super::now;
-use crate::mail::templates::Notice;
+use super::throttle::Subject;
 use crate::config::Config;
 use crate::crypto::keys::{AccessClaims, KeyError, KeyMaterial, SigningKeys};
 use crate::crypto::secrets;
 use crate::domain::{User, UserId};
+use crate::mail::templates::Notice;
 use crate::repo::{Session, SessionRepo, StoredUser, UserRepo};
 use crate::store::ItemStore;
 

@@ -36,7 +36,7 @@ pub struct StoredUser {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub second_factors: SecondFactors,
-    /// The object holding the avatar (the API shows `user.avatar`, the path that serves it).
+    /// The object holding the avatar (the API shows the path that serves its URL).
     #[serde(default)]
     pub avatar_key: Option<String>,
     /// Sessions started under an older epoch are void: a password reset or change bumps it,
@@ -303,7 +303,10 @@ impl UserRepo {
     }
 
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<StoredUser>, RepoError> {
-        Ok(self.store.get(&user_key(id)).await?.map(from_item).transpose()?)
+        let Some(item) = self.store.get(&user_key(id)).await? else { return Ok(None) };
+        let mut stored: StoredUser = from_item(item)?;
+        stored.user.has_avatar = stored.avatar_key.is_some();
+        Ok(Some(stored))
     }
 
     /// The account that signs in with this provider account.

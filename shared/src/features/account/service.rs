@@ -75,26 +75,36 @@ impl AccountService {
     /// Emails a reset link if the address belongs to an active account. Answers the same, in
     /// about the same time, either way.
     pub async fn forgot_password(&self, email: Email) -> Result<(), AccountError> {
-        self.guard.uniformly(async {
-            let identifier = crate::domain::LoginIdentifier::Email(email);
-            let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
-            // An account made by a provider sets its first password this way too.
-            let Some(address) = stored.user.email.clone().filter(|_| stored.user.is_active()) else { return Ok(()) };
-            let purpose = Purpose::PasswordReset;
-            let Some(token) = self.links.issue_link(&stored.user, &address, purpose, RESET_VALID_MINUTES * 60).await? else {
-                return Ok(());
-            };
-            let mail = Mail::PasswordReset { token: &token, valid_minutes: RESET_VALID_MINUTES };
-            if let Err(error) = self.notices.send(&address, mail).await {
-                tracing::error!(user_id = %stored.user.id, %error, "the reset email could not be sent");
-            }
-            Ok(())
-        })
-        .await
+        self.guard
+            .uniformly(async {
+                let identifier = crate::domain::LoginIdentifier::Email(email);
+                let Some(stored) = self.users.find_by_login(&identifier).await? else { return Ok(()) };
+                // An account made by a provider sets its first password this way too.
+                let Some(address) = stored.user.email.clone().filter(|_| stored.user.is_active()) else {
+                    return Ok(());
+                };
+                let purpose = Purpose::PasswordReset;
+                let Some(token) =
+                    self.links.issue_link(&stored.user, &address, purpose, RESET_VALID_MINUTES * 60).await?
+                else {
+                    return Ok(());
+                };
+                let mail = Mail::PasswordReset { token: &token, valid_minutes: RESET_VALID_MINUTES };
+                if let Err(error) = self.notices.send(&address, mail).await {
+                    tracing::error!(user_id = %stored.user.id, %error, "the reset email could not be sent");
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Sets a new password with a reset link; ends every session of the account.
-    pub async fn reset_password(&self, token: &str, new_password: Password, origin: &Origin) -> Result<(), AccountError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: Password,
+        origin: &Origin,
+    ) -> Result<(), AccountError> {
         let (mut stored, secret) = self.redeem(token, Purpose::PasswordReset, origin).await?;
         // A link proves the address it was sent to, and only while it is the account's.
         if stored.user.email.as_ref() != Some(&secret.email) {
@@ -135,8 +145,10 @@ impl AccountService {
         new_password: Password,
         origin: &Origin,
     ) -> Result<usize, AccountError> {
-        let mut stored =
-            self.proofs.check_password(caller_record(&self.users, principal).await?, current_password, "current_password", origin).await?;
+        let mut stored = self
+            .proofs
+            .check_password(caller_record(&self.users, principal).await?, current_password, "current_password", origin)
+            .await?;
         stored.password_hash = Some(self.hasher.hash(&new_password).await.map_err(Failure::from)?);
         stored.session_epoch += 1;
         self.users.save(&stored, vec![]).await?;

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::routing;
 use serde::Deserialize;

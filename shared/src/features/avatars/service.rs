@@ -56,11 +56,6 @@ pub struct AvatarUpload {
     pub expires_in: u64,
 }
 
-/// The path that serves a user's avatar URL, shown as `avatar` in profiles.
-fn avatar_path(id: UserId) -> String {
-    format!("/v1/users/{id}/avatar")
-}
-
 pub struct AvatarService {
     users: UserRepo,
     uploads: UploadRepo,
@@ -218,7 +213,7 @@ impl AvatarService {
                     return Err(AvatarError::NoAvatar);
                 }
                 let replaced = std::mem::replace(&mut stored.avatar_key, key);
-                stored.user.avatar = stored.avatar_key.as_ref().map(|_| avatar_path(stored.user.id));
+                stored.user.has_avatar = stored.avatar_key.is_some();
                 let spend = upload.map(|hash| UploadRepo::consume(stored.user.id, hash)).into_iter().collect();
                 let saved = settled::<_, AvatarError>(self.users.save(&stored, spend).await.map(|()| replaced))?;
                 // Lost to another change: retried, unless it was this upload's token being spent.

@@ -15,7 +15,9 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::aws_lambda_events::encodings::Body;
 use lambda_http::http::{HeaderMap, HeaderValue};
 
-use super::frames::{ChatDelivery, DeliveryError, SUBPROTOCOL, ServerFrame, handle_frame, offers_subprotocol, ticket_of};
+use super::frames::{
+    ChatDelivery, DeliveryError, SUBPROTOCOL, ServerFrame, handle_frame, offers_subprotocol, ticket_of,
+};
 use super::service::{ChatError, ChatService};
 use crate::http::error::ApiError;
 

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use super::service::{
     ChatError, ChatService, ConversationList, ConversationMessages, ConversationSummary, ConversationView,
 };
-use crate::domain::{ConversationId, Message, MessageId, MessageText, PublicProfile, UserId, Username};
+use crate::domain::{ConversationId, Message, MessageId, MessageText, UserId, Username};
+use crate::http::bodies::ProfileBody;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authenticated, JsonBody, PathParam, QueryParams};
 use crate::http::{Function, Route, Slice};
@@ -141,13 +142,13 @@ impl From<Message> for MessageBody {
 #[derive(Debug, Serialize)]
 pub struct ConversationBody {
     pub conversation_id: ConversationId,
-    pub initiator: PublicProfile,
-    pub receiver: PublicProfile,
+    pub initiator: ProfileBody,
+    pub receiver: ProfileBody,
 }
 
 impl From<ConversationView> for ConversationBody {
     fn from(view: ConversationView) -> Self {
-        Self { conversation_id: view.conversation_id, initiator: view.initiator, receiver: view.receiver }
+        Self { conversation_id: view.conversation_id, initiator: view.initiator.into(), receiver: view.receiver.into() }
     }
 }
 

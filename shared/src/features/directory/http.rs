@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::service::{AdminChanges, DirectoryError, DirectoryService, Listed, Patch, ProfileChanges, UserQuery};
-use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, PublicProfile, Role, UserId, UserStatus, Username};
-use crate::http::bodies::{PasswordConfirmation, UserBody};
+use crate::domain::{Email, Extra, Pattern, PatternAllowance, Phone, Role, UserId, UserStatus, Username};
+use crate::http::bodies::{PasswordConfirmation, ProfileBody, UserBody};
 use crate::http::error::{ApiError, ErrorCode, taken};
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::http::parse::{second_factor, typed_password};
@@ -45,18 +45,17 @@ impl From<DirectoryError> for ApiError {
 #[serde(untagged)]
 pub enum ListedBody {
     Full(Box<UserBody>),
-    Public(PublicProfile),
+    Public(ProfileBody),
 }
 
 impl From<Listed> for ListedBody {
     fn from(listed: Listed) -> Self {
         match listed {
             Listed::Full(user) => Self::Full(Box::new(user.into())),
-            Listed::Public(profile) => Self::Public(profile),
+            Listed::Public(profile) => Self::Public(profile.into()),
         }
     }
 }
-
 
 async fn me(Authenticated(principal): Authenticated) -> Json<UserBody> {
     Json(principal.user.into())
@@ -201,4 +200,3 @@ async fn list_users(
     let users: Vec<ListedBody> = listed.users.into_iter().map(ListedBody::from).collect();
     Ok(Json(json!({ "users": users, "total_count": listed.total_count, "page": page, "size": size })))
 }
-

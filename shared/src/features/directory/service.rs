@@ -7,7 +7,7 @@ use crate::features::avatars::discard;
 use crate::features::friends::Friendships;
 use crate::kernel::throttle::Subject;
 use crate::kernel::{
-    Failure, Guard, Kernel, Links, Notices, Origin, Principal, ProofError, Profiles, Proofs, SecondFactor,
+    Failure, Guard, Kernel, Links, Notices, Origin, Principal, Profiles, ProofError, Proofs, SecondFactor,
     caller_record, now, retry_on_conflict, settled,
 };
 use crate::mail::templates::Notice;
@@ -257,8 +257,10 @@ impl DirectoryService {
             self.guard.reserve(&Subject::PhoneTries(principal.user.id), origin).await?;
         }
         if new_email.is_some() {
-            let stored =
-                self.proofs.reauthenticate(principal, caller_record(&self.users, principal).await?, current_password, origin).await?;
+            let stored = self
+                .proofs
+                .reauthenticate(principal, caller_record(&self.users, principal).await?, current_password, origin)
+                .await?;
             // Emailed codes would follow the address: a stolen session and password must not move
             // the second factor to an inbox of their own.
             self.proofs.prove_second_factor(&stored, proof, origin).await?;
@@ -310,7 +312,12 @@ impl DirectoryService {
 
     /// `DELETE /v1/users/me`: the account is withdrawn, its sessions end, and its email,
     /// username and phone are free for new accounts.
-    pub async fn withdraw(&self, principal: &Principal, password: String, origin: &Origin) -> Result<(), DirectoryError> {
+    pub async fn withdraw(
+        &self,
+        principal: &Principal,
+        password: String,
+        origin: &Origin,
+    ) -> Result<(), DirectoryError> {
         self.proofs.check_password(caller_record(&self.users, principal).await?, password, "password", origin).await?;
         let withdraw = |stored: &mut StoredUser| stored.user.status = UserStatus::Withdrawn;
         let (before, _) = change_account(&self.users, principal.user.id, withdraw, vec![]).await?;
@@ -353,7 +360,9 @@ impl DirectoryService {
             }
         };
         let (before, after) = match change_account(&self.users, id, change, checks).await {
-            Err(DirectoryError::Failure(Failure::Aborted)) if !caller_record(&self.users, principal).await?.user.is_admin() => {
+            Err(DirectoryError::Failure(Failure::Aborted))
+                if !caller_record(&self.users, principal).await?.user.is_admin() =>
+            {
                 return Err(DirectoryError::AdminsOnly(AdminAction::ChangeAccounts));
             }
             other => other?,
@@ -431,7 +440,10 @@ pub struct AdminBootstrap {
 }
 
 impl AdminBootstrap {
-    pub fn new(store: Arc<dyn crate::store::ItemStore>, config: &crate::config::Config) -> Result<Self, DirectoryError> {
+    pub fn new(
+        store: Arc<dyn crate::store::ItemStore>,
+        config: &crate::config::Config,
+    ) -> Result<Self, DirectoryError> {
         let hasher = PasswordHasher::new(config.argon2).map_err(Failure::from)?;
         Ok(Self { users: UserRepo::new(store), hasher })
     }

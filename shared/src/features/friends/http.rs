@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::service::{FriendError, FriendService};
 use crate::domain::Username;
+use crate::http::bodies::ProfileBody;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authenticated, PathParam};
 use crate::http::{Function, Route, Slice};
@@ -39,7 +40,7 @@ async fn add_friend(
     PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let friend = friends.add_friend(&principal, username(&name)?).await?;
-    Ok(Json(json!({ "success": true, "friend": friend })))
+    Ok(Json(json!({ "success": true, "friend": ProfileBody::from(friend) })))
 }
 
 async fn remove_friend(
@@ -55,5 +56,7 @@ async fn list_friends(
     State(friends): State<Slice<FriendService>>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "friends": friends.list_friends(&principal).await? })))
+    let friends: Vec<ProfileBody> =
+        friends.list_friends(&principal).await?.into_iter().map(ProfileBody::from).collect();
+    Ok(Json(json!({ "friends": friends })))
 }

@@ -308,7 +308,8 @@ impl ProviderService {
             let identity = linked_identity(provider, verified);
             let mut after = before.clone();
             after.user.identities.push(identity.clone());
-            let Some(()) = settled::<_, SignInError>(self.users.save_profile(&before.user, &after, vec![]).await)? else {
+            let Some(()) = settled::<_, SignInError>(self.users.save_profile(&before.user, &after, vec![]).await)?
+            else {
                 return Ok(None);
             };
             tracing::info!(user_id = %principal.user.id, %provider, "sign-in provider linked");
@@ -445,7 +446,10 @@ impl ProviderService {
             Account::Created(user) => Ok(ProviderSignIn { tokens: self.sessions.start(user, 0).await?, created: true }),
             Account::Existing(stored) => {
                 let recovery_codes_left = self.second_step(&stored, second_factor, origin).await?;
-                Ok(ProviderSignIn { tokens: self.sessions.finish_sign_in(*stored, recovery_codes_left).await?, created: false })
+                Ok(ProviderSignIn {
+                    tokens: self.sessions.finish_sign_in(*stored, recovery_codes_left).await?,
+                    created: false,
+                })
             }
         }
     }

@@ -118,7 +118,10 @@ async fn logout(
     Ok(Json(json!({ "success": true })))
 }
 
-async fn logout_all(State(sessions): State<Slice<SessionService>>, Authenticated(principal): Authenticated) -> Result<Json<Value>, ApiError> {
+async fn logout_all(
+    State(sessions): State<Slice<SessionService>>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Value>, ApiError> {
     let ended = sessions.logout_all(&principal).await?;
     Ok(Json(json!({ "success": true, "sessions_ended": ended })))
 }

@@ -4,7 +4,6 @@
 use axum::Router;
 use axum::http::Method;
 
-use super::{Function, Slice, mount};
 use crate::features::account::{self, AccountService};
 use crate::features::avatars::{self, AvatarService};
 use crate::features::chat::{self, ChatService};
@@ -13,6 +12,7 @@ use crate::features::friends::{self, FriendService};
 use crate::features::mfa::{self, SecondFactorService};
 use crate::features::providers::{self, ProviderService};
 use crate::features::sessions::{self, SessionService};
+use crate::http::{Function, Route, Slice, mount};
 use crate::kernel::Kernel;
 
 fn sessions_of(function: Function, kernel: &Kernel) -> Router {
@@ -25,6 +25,25 @@ fn second_factors_of(function: Function, kernel: &Kernel) -> Router {
 
 fn account_of(function: Function, kernel: &Kernel) -> Router {
     mount(account::routes(), Some(function), Slice::new(AccountService::new(kernel), kernel))
+}
+
+/// `function`'s router: what its `main.rs` serves on Lambda.
+pub fn router(function: Function, kernel: &Kernel) -> Router {
+    match function {
+        Function::Register => register(kernel),
+        Function::Login => login(kernel),
+        Function::Refresh => refresh(kernel),
+        Function::Logout => logout(kernel),
+        Function::Users => users(kernel),
+        Function::Tokens => tokens(kernel),
+        Function::Totp => totp(kernel),
+        Function::Password => password(kernel),
+        Function::Email => email(kernel),
+        Function::Friends => friends(kernel),
+        Function::Avatar => avatar(kernel),
+        Function::OAuth => oauth(kernel),
+        Function::Chat => chat(kernel),
+    }
 }
 
 pub fn register(kernel: &Kernel) -> Router {
@@ -97,8 +116,10 @@ pub fn all(kernel: &Kernel) -> Router {
         .merge(mount(chat::routes(), None, Slice::new(ChatService::new(kernel), kernel)))
 }
 
-pub(super) fn table() -> Vec<(Function, Method, &'static str)> {
-    fn rows<S>(routes: Vec<super::Route<S>>) -> impl Iterator<Item = (Function, Method, &'static str)> {
+/// Every route served over HTTP, with its function: the one table that `template.yaml`,
+/// `openapi.yaml` and `events/` are checked against.
+pub fn table() -> Vec<(Function, Method, &'static str)> {
+    fn rows<S>(routes: Vec<Route<S>>) -> impl Iterator<Item = (Function, Method, &'static str)> {
         routes.into_iter().map(|route| (route.function, route.method, route.path))
     }
     rows(sessions::routes())
