@@ -336,7 +336,7 @@ async fn html_behind_an_image_signature_is_refused_both_ways(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let direct = Reply::of(direct).await;
+    let direct = Reply::of("PUT", direct).await;
     direct.error(400, "INVALID_ARGUMENT");
     assert_eq!(direct.body["details"][0]["reason"], "INVALID_UPLOAD", "{}", direct.body);
     let ticket = upload_url(&server, &ada, "image/gif", disguised.len()).await;

@@ -223,7 +223,7 @@ async fn a_body_not_declared_as_json_is_415_and_changes_nothing() {
             if let Some(content_type) = content_type {
                 request = request.header("content-type", content_type);
             }
-            let reply = latchkey_tests::Reply::of(request.send().await.unwrap()).await;
+            let reply = latchkey_tests::Reply::of("POST", request.send().await.unwrap()).await;
             let message = reply.error(415, "INVALID_ARGUMENT");
             assert!(message.contains("application/json"), "{path} {content_type:?}: {message}");
         }
@@ -279,7 +279,7 @@ async fn path_and_query_parameters_that_do_not_parse_are_json_errors_naming_them
         ("DELETE", "/v1/users/me/identities/%FF", "provider"),
     ] {
         let request = server.client.request(method.parse().unwrap(), server.url(path)).bearer_auth(&tokens.access);
-        let reply = latchkey_tests::Reply::of(request.json(&json!({})).send().await.unwrap()).await;
+        let reply = latchkey_tests::Reply::of(method, request.json(&json!({})).send().await.unwrap()).await;
         reply.error(400, "INVALID_ARGUMENT");
         assert_eq!(reply.body["details"][0]["field"], field, "{method} {path}: {}", reply.body);
     }
@@ -454,4 +454,54 @@ async fn the_unlock_and_email_confirmation_routes_name_the_bad_field() {
     let wrong = json!({"email": "new@example.com", "current_password": PASSWORD, "email_code": "12ab56"});
     let reply = server.patch_authorized("/v1/users/me", &tokens.access, wrong).await;
     assert_eq!(reply.body["details"][0]["field"], "email_code", "{}", reply.body);
+}
+
+/// The generated document carries the parsers' limits, so a client built from it sends only
+/// what the server takes: what the parsers refuse is outside the schemas, and what the schemas
+/// allow at their edges is taken.
+#[tokio::test]
+async fn the_documented_schemas_refuse_what_the_parsers_refuse_and_allow_what_they_take() {
+    use latchkey_tests::{query_parameter_allows, schema_allows};
+
+    let refused = [
+        ("RegisterRequest", json!({"email": "", "password": PASSWORD})),
+        ("RegisterRequest", json!({"email": "ada@localhost", "password": PASSWORD})),
+        ("RegisterRequest", json!({"email": format!("{}@example.com", "a".repeat(65)), "password": PASSWORD})),
+        ("RegisterRequest", json!({"email": "ada@example.com", "password": "short"})),
+        ("RegisterRequest", json!({"email": "ada@example.com", "password": PASSWORD, "username": "a"})),
+        ("RegisterRequest", json!({"email": "ada@example.com", "password": PASSWORD, "phone": "555"})),
+        ("LoginRequest", json!({"email": "ada@example.com", "username": "ada", "password": PASSWORD})),
+        ("LoginRequest", json!({"email": null, "password": PASSWORD})),
+        (
+            "LoginRequest",
+            json!({"username": "ada", "password": PASSWORD, "totp_code": "123456", "email_code": "654321"}),
+        ),
+        ("LoginRequest", json!({"username": "ada", "password": PASSWORD, "totp_code": "12345"})),
+        ("LoginRequest", json!({"username": "ada", "password": ""})),
+        ("ProviderSignInRequest", json!({"access_token": "t", "nonce": "n"})),
+        ("UploadUrlRequest", json!({"filename": "a.png", "content_type": "image/bmp", "size": 10})),
+        ("UploadUrlRequest", json!({"filename": "a.png", "content_type": "image/png", "size": 0})),
+        ("AdminChangeRequest", json!({"status": "WITHDRAWN"})),
+    ];
+    for (schema, body) in &refused {
+        assert!(!schema_allows(schema, body), "{schema} allows {body}, which the server refuses");
+    }
+    let server = server().await;
+    for (_, body) in refused.iter().filter(|(schema, _)| *schema == "RegisterRequest") {
+        server.post("/v1/auth/register", body.clone()).await.error(400, "INVALID_ARGUMENT");
+    }
+
+    let tokens = server.register("ada@example.com", Some("ada")).await;
+    // JSON Schema counts 1060.0 as an integer: the server takes it as one.
+    let upload = json!({"filename": "a.png", "content_type": "image/png", "size": 1060.0});
+    assert!(schema_allows("UploadUrlRequest", &upload));
+    let reply = server.post_authorized("/v1/avatar/upload-url", &tokens.access, upload).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The last page the document allows is answered (empty); the next is outside it.
+    let last = 184_467_440_737_095_516_u64;
+    assert!(query_parameter_allows("/v1/users", "page", &json!(last)));
+    assert!(!query_parameter_allows("/v1/users", "page", &json!(last + 1)));
+    let page = server.get(&format!("/v1/users?page={last}"), Some(&tokens.access)).await;
+    assert_eq!((page.status, page.body["users"].as_array().map(Vec::len)), (200, Some(0)), "{}", page.body);
+    server.get(&format!("/v1/users?page={}", last + 1), Some(&tokens.access)).await.error(400, "INVALID_ARGUMENT");
 }

@@ -68,6 +68,18 @@ fn openapi_documents_exactly_the_routes_the_handlers_serve() {
     assert_eq!(documented, served_routes());
 }
 
+/// `openapi.yaml` is the document the code generates, so the contract clients read is the one
+/// the handlers, their typed bodies and the parsers' limits define.
+#[test]
+fn the_checked_in_openapi_document_is_the_one_the_code_generates() {
+    let checked_in = std::fs::read_to_string(repo_root().join("openapi.yaml")).expect("openapi.yaml");
+    assert!(
+        checked_in == latchkey::openapi::yaml(),
+        "openapi.yaml differs from the generated document; write it with \
+         `cargo run -p latchkey-local -- openapi > openapi.yaml`"
+    );
+}
+
 /// The sample events, in an order that gives each a known status against one fresh store.
 /// Tokens come from the last response that had both; `logout-all` uses the registration's.
 /// `REPLACE_WITH_USER_ID` becomes the id of the signed-in user (`user.id` of the last

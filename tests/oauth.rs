@@ -345,7 +345,7 @@ async fn through_the_browser(server: &TestServer, provider_name: &str) -> reqwes
     assert_eq!(param(&landed, "state").as_deref(), Some("app-xyz"), "the app's state comes back");
     assert!(param(&landed, "access_token").is_none() && !landed.as_str().contains("refresh"), "no tokens in URLs");
     // Replaying the callback (its state is spent) is refused.
-    let replay = Reply::of(browser.get(back).send().await.unwrap()).await;
+    let replay = Reply::of("GET", browser.get(back).send().await.unwrap()).await;
     assert_eq!(reason(&replay), "INVALID_STATE");
     landed
 }
@@ -381,6 +381,7 @@ async fn the_redirect_flow_refuses_foreign_redirect_uris_and_bad_state_and_repor
     let browser = browser();
     for uri in ["https://evil.example/steal", "http://app.localhost/oauth/done/extra", ""] {
         let reply = Reply::of(
+            "GET",
             browser
                 .get(server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={uri}&state=s")))
                 .send()
@@ -393,6 +394,7 @@ async fn the_redirect_flow_refuses_foreign_redirect_uris_and_bad_state_and_repor
     }
     for query in ["code=abc&state=made-up", "code=abc", "error=access_denied"] {
         let reply = Reply::of(
+            "GET",
             browser.get(server.url(&format!("/v1/auth/oauth/google/callback?{query}"))).send().await.unwrap(),
         )
         .await;
@@ -402,6 +404,7 @@ async fn the_redirect_flow_refuses_foreign_redirect_uris_and_bad_state_and_repor
     // A state issued for one provider does not complete another's flow.
     let state = started_flow(&browser, &server).await;
     let crossed = Reply::of(
+        "GET",
         browser.get(server.url(&format!("/v1/auth/oauth/acme/callback?code=x&state={state}"))).send().await.unwrap(),
     )
     .await;
@@ -565,7 +568,7 @@ async fn the_redirect_flow_needs_the_apps_own_state() {
     let (_provider, server) = started(Backend::Embedded).await;
     let browser = browser();
     let without = server.url(&format!("/v1/auth/oauth/google/authorize?redirect_uri={APP_CALLBACK}"));
-    let reply = Reply::of(browser.get(without).send().await.unwrap()).await;
+    let reply = Reply::of("GET", browser.get(without).send().await.unwrap()).await;
     reply.error(400, "INVALID_ARGUMENT");
     assert!(reply.headers.get("location").is_none());
 }
@@ -637,6 +640,7 @@ async fn an_unconfigured_providers_callback_is_404_and_missing_parameters_are_na
     for (query, field) in [(format!("redirect_uri={APP_CALLBACK}"), "state"), ("state=abc".to_owned(), "redirect_uri")]
     {
         let reply = Reply::of(
+            "GET",
             browser().get(server.url(&format!("/v1/auth/oauth/google/authorize?{query}"))).send().await.unwrap(),
         )
         .await;

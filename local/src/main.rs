@@ -1,5 +1,6 @@
 //! `latchkey-local`: every Latchkey route on one port, on the embedded store, no AWS needed;
-//! and `latchkey-local admin ...`, which makes the first admin of a store (local or DynamoDB).
+//! `latchkey-local admin ...`, which makes the first admin of a store (local or DynamoDB); and
+//! `latchkey-local openapi`, which prints the API contract (`openapi.yaml`).
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Print the OpenAPI document generated from the code (what `openapi.yaml` holds).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +71,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => serve(config, cli.addr, cli.public_url, cli.data_dir).await,
         Some(Command::Admin { action }) => admin(config, action, cli.data_dir).await,
+        Some(Command::Openapi) => {
+            print!("{}", latchkey::openapi::yaml());
+            Ok(())
+        }
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`objects`]: the object store port (avatars) with its S3 and local-directory adapters;
 //! - [`oauth`]: third-party sign-in providers (ID tokens against JWKS, access tokens, PKCE).
 //!
-//! [`functions`] says which slices each Lambda function serves; [`app`] wires the local server;
+//! [`functions`] says which slices each Lambda function serves; [`openapi`] generates the
+//! contract; [`app`] wires the local server;
 //! [`lambda`] runs one function on AWS Lambda.
 
 #[cfg(feature = "embedded")]
@@ -32,6 +33,7 @@ pub mod lambda;
 pub mod mail;
 pub mod oauth;
 pub mod objects;
+pub mod openapi;
 #[cfg(unix)]
 pub mod private_files;
 pub mod repo;

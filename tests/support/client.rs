@@ -43,16 +43,24 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub async fn of(response: reqwest::Response) -> Self {
+    /// The reply to a `method` request, its body checked against the API contract.
+    pub async fn of(method: &str, response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        let path = response.url().path().to_owned();
         let bytes = response.bytes().await.expect("body");
-        if status == 204 {
-            assert!(bytes.is_empty(), "a 204 has no body");
-            return Self { status, headers, body: Value::Null };
-        }
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("status {status}: the body is not JSON: {:?}", String::from_utf8_lossy(&bytes)));
+        let body = match (status, bytes.is_empty()) {
+            (204, empty) => {
+                assert!(empty, "a 204 has no body");
+                Value::Null
+            }
+            // A redirect (the provider flows) carries its answer in `Location`.
+            (300..=399, true) => Value::Null,
+            _ => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("status {status}: the body is not JSON: {:?}", String::from_utf8_lossy(&bytes))
+            }),
+        };
+        super::contract::check(method, &path, status, &body);
         Self { status, headers, body }
     }
 

@@ -5,6 +5,7 @@
 
 mod aws;
 mod client;
+mod contract;
 mod mail;
 pub mod provider;
 mod server;
@@ -12,6 +13,7 @@ mod stores;
 
 pub use aws::{AWS_ENDPOINT_VARIABLE, TestBucket, TestTable, aws_endpoint, aws_sdk_config, s3_client};
 pub use client::{PASSWORD, Reply, Tokens, http_client, http_client_builder};
+pub use contract::{query_parameter_allows, schema_allows};
 pub use mail::{Mailbox, ReceivedMail};
 pub use server::TestServer;
 pub use stores::{StoreGuard, fresh_store};

@@ -120,12 +120,12 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        Reply::of(self.client.post(self.url(path)).json(&body).send().await.expect("request")).await
+        Reply::of("POST", self.client.post(self.url(path)).json(&body).send().await.expect("request")).await
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
         let request = self.client.post(self.url(path)).header("content-type", "application/json").body(body);
-        Reply::of(request.send().await.expect("request")).await
+        Reply::of("POST", request.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str, access_token: Option<&str>) -> Reply {
@@ -133,12 +133,12 @@ impl TestServer {
         if let Some(token) = access_token {
             request = request.bearer_auth(token);
         }
-        Reply::of(request.send().await.expect("request")).await
+        Reply::of("GET", request.send().await.expect("request")).await
     }
 
     pub async fn post_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
         let request = self.client.post(self.url(path)).bearer_auth(access_token).json(&body);
-        Reply::of(request.send().await.expect("request")).await
+        Reply::of("POST", request.send().await.expect("request")).await
     }
 
     pub async fn put_authorized(&self, path: &str, access_token: &str, body: Value) -> Reply {
@@ -154,11 +154,11 @@ impl TestServer {
     }
 
     async fn send_authorized(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        let mut request = self.client.request(method.clone(), self.url(path)).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Reply::of(request.send().await.expect("request")).await
+        Reply::of(method.as_str(), request.send().await.expect("request")).await
     }
 
     /// Gives the account of `email` the admin role, as `latchkey-local admin grant` does.

@@ -62,6 +62,9 @@ pub enum UserType {
 }
 
 impl UserType {
+    pub const ALL: [Self; 7] =
+        [Self::Email, Self::Google, Self::Apple, Self::Facebook, Self::Kakao, Self::FortyTwo, Self::Oidc];
+
     /// The type of an account whose first identity came from `provider`.
     pub fn of_provider(provider: &ProviderName) -> Self {
         match provider.as_str() {

@@ -4,14 +4,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
+use super::schemas::TypedPassword;
 use crate::domain::{
     Email, LinkedIdentity, Phone, ProviderName, PublicProfile, Role, User, UserId, UserStatus, UserType, Username,
 };
 use crate::kernel::TokenPair;
 
 /// A user as the API shows it to its owner (and to admins).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserBody {
     pub id: UserId,
     pub email: Option<Email>,
@@ -21,9 +23,12 @@ pub struct UserBody {
     #[serde(rename = "type")]
     pub user_type: UserType,
     pub status: UserStatus,
+    /// The owner's free-form object (at most 4 KiB of JSON).
     pub extra: Map<String, Value>,
     pub is_email_verified: bool,
+    /// A new address asked for and not confirmed yet.
     pub pending_email: Option<Email>,
+    /// The path that answers a short-lived URL of the avatar, when there is one.
     pub avatar: Option<String>,
     pub identities: Vec<IdentityBody>,
     #[serde(with = "time::serde::rfc3339")]
@@ -54,7 +59,7 @@ impl From<User> for UserBody {
 }
 
 /// What any signed-in user may see of another.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProfileBody {
     pub id: UserId,
     pub username: Option<Username>,
@@ -80,7 +85,7 @@ fn avatar_path(id: UserId) -> String {
 }
 
 /// A provider account linked to the user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdentityBody {
     pub provider: ProviderName,
     pub subject: String,
@@ -101,12 +106,16 @@ impl From<LinkedIdentity> for IdentityBody {
 }
 
 /// What a sign-in, a registration or a refresh answers.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     user: UserBody,
+    /// A JWT (EdDSA) to send as `Authorization: Bearer`.
     access_token: String,
+    /// Opaque; spent by `POST /v1/auth/refresh`, which answers a new one.
     refresh_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
 }
 
@@ -123,7 +132,39 @@ impl From<TokenPair> for TokenResponse {
 }
 
 /// A body that only re-enters the password, to confirm a sensitive change.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordConfirmation {
+    #[schema(value_type = TypedPassword)]
     pub password: String,
+}
+
+/// A change that was made.
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
+impl Success {
+    pub const DONE: Self = Self { success: true };
+}
+
+/// A request that was taken (`202`), answered the same whatever the account.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub success: bool,
+    pub message: &'static str,
+}
+
+impl Accepted {
+    pub fn new(message: &'static str) -> Self {
+        Self { success: true, message }
+    }
+}
+
+/// A change that ended sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub success: bool,
+    /// How many sessions it ended.
+    pub sessions_ended: usize,
 }

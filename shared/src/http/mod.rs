@@ -10,6 +10,7 @@ pub mod extract;
 pub mod logging;
 pub mod objects;
 pub mod parse;
+pub mod schemas;
 #[cfg(feature = "embedded")]
 pub mod server;
 

@@ -1,6 +1,8 @@
 //! Parsers for request fields that several slices take (passwords, codes, tokens, the login
 //! identifier, a second factor), each failing with an error that names the field.
 
+use serde::Deserialize;
+
 use super::error::{ApiError, ErrorCode};
 use crate::domain::{Email, LoginIdentifier, Password, PasswordPolicy, Phone, Username};
 use crate::kernel::SecondFactor;
@@ -79,4 +81,17 @@ pub fn second_factor(
             ));
         }
     })
+}
+
+/// A whole number, also when JSON spells it with a fraction of zero (`1060.0`): JSON Schema
+/// counts that as an integer, so a client the schema allows to send it is answered the same.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    use serde::de::{Error, Unexpected};
+    match serde_json::Number::deserialize(deserializer)? {
+        number if number.as_u64().is_some() => Ok(number.as_u64().unwrap_or_default()),
+        number => match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&float) => Ok(float as u64),
+            _ => Err(D::Error::invalid_value(Unexpected::Other(&number.to_string()), &"a whole number")),
+        },
+    }
 }

@@ -1,16 +1,29 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::service::{AccountError, AccountService};
 use crate::domain::Email;
-use crate::http::bodies::UserBody;
+use crate::http::bodies::{Accepted, SessionsEnded, Success, UserBody};
 use crate::http::error::{ApiError, ErrorCode, taken};
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody};
 use crate::http::parse::{new_password, non_empty, typed_password};
+use crate::http::schemas::{NewPassword, Token, TypedPassword};
 use crate::http::{Function, Route, Slice};
+
+/// This slice's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    forgot_password,
+    reset_password,
+    change_password,
+    verify_email,
+    resend_verification,
+    confirm_email_change
+))]
+pub struct Api;
 
 pub fn routes() -> Vec<Route<AccountService>> {
     vec![
@@ -37,85 +50,119 @@ impl From<AccountError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ForgotPasswordRequest {
     email: Email,
 }
 
+/// Mails a reset link (valid 30 minutes) if an active account uses the address.
+///
 /// `202` whatever the address: the answer never tells whether an account uses it.
+#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "account", request_body = ForgotPasswordRequest,
+    responses((status = 202, description = "Taken.", body = Accepted)))]
 async fn forgot_password(
     State(account): State<Slice<AccountService>>,
     JsonBody(request): JsonBody<ForgotPasswordRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     account.forgot_password(request.email).await?;
     let message = "if an account uses this address, a reset link was sent to it";
-    Ok((StatusCode::ACCEPTED, Json(json!({ "success": true, "message": message }))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted::new(message))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
+    /// The token of the mailed link.
+    #[schema(value_type = Token)]
     token: String,
+    #[schema(value_type = NewPassword)]
     new_password: String,
 }
 
+/// Sets a new password with a reset link; ends every session of the account.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "account", request_body = ResetPasswordRequest,
+    responses((status = 200, description = "The password is set.", body = Success)))]
 async fn reset_password(
     State(account): State<Slice<AccountService>>,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<ResetPasswordRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let token = non_empty("token", &request.token)?;
     let password = new_password(account.config.password_policy, "new_password", request.new_password)?;
     account.reset_password(token, password, &origin).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(Success::DONE))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(value_type = TypedPassword)]
     current_password: String,
+    #[schema(value_type = NewPassword)]
     new_password: String,
 }
 
+/// Changes the caller's password; ends every other session.
+#[utoipa::path(post, path = "/v1/auth/password/change", tag = "account", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 200, description = "The password is changed.", body = SessionsEnded)))]
 async fn change_password(
     State(account): State<Slice<AccountService>>,
     Authenticated(principal): Authenticated,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<ChangePasswordRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionsEnded>, ApiError> {
     let current = typed_password("current_password", request.current_password)?;
     let password = new_password(account.config.password_policy, "new_password", request.new_password)?;
     let ended = account.change_password(&principal, current, password, &origin).await?;
-    Ok(Json(json!({ "success": true, "sessions_ended": ended })))
+    Ok(Json(SessionsEnded { success: true, sessions_ended: ended }))
 }
 
-#[derive(Deserialize)]
-pub struct VerifyEmailRequest {
+#[derive(Deserialize, ToSchema)]
+pub struct LinkToken {
+    /// The token of the mailed link.
+    #[schema(value_type = Token)]
     token: String,
 }
 
+/// The account after a link was used.
+#[derive(Serialize, ToSchema)]
+pub struct LinkUsed {
+    success: bool,
+    user: UserBody,
+}
+
+/// Marks the address verified with the mailed link.
+#[utoipa::path(post, path = "/v1/auth/email/verify", tag = "account", request_body = LinkToken,
+    responses((status = 200, description = "The address is verified.", body = LinkUsed)))]
 async fn verify_email(
     State(account): State<Slice<AccountService>>,
     ClientOrigin(origin): ClientOrigin,
-    JsonBody(request): JsonBody<VerifyEmailRequest>,
-) -> Result<Json<Value>, ApiError> {
+    JsonBody(request): JsonBody<LinkToken>,
+) -> Result<Json<LinkUsed>, ApiError> {
     let user = account.verify_email(non_empty("token", &request.token)?, &origin).await?;
-    Ok(Json(json!({ "success": true, "user": UserBody::from(user) })))
+    Ok(Json(LinkUsed { success: true, user: user.into() }))
 }
 
-/// `POST /v1/users/me/email/confirm`: the link sent to a new address, used while signed in.
+/// Makes the pending address the account's, with the link mailed to it, while signed in.
+#[utoipa::path(post, path = "/v1/users/me/email/confirm", tag = "account", security(("bearer" = [])),
+    request_body = LinkToken,
+    responses((status = 200, description = "The address is the account's.", body = LinkUsed)))]
 async fn confirm_email_change(
     State(account): State<Slice<AccountService>>,
     Authenticated(principal): Authenticated,
     ClientOrigin(origin): ClientOrigin,
-    JsonBody(request): JsonBody<VerifyEmailRequest>,
-) -> Result<Json<Value>, ApiError> {
+    JsonBody(request): JsonBody<LinkToken>,
+) -> Result<Json<LinkUsed>, ApiError> {
     let user = account.confirm_email_change(&principal, non_empty("token", &request.token)?, &origin).await?;
-    Ok(Json(json!({ "success": true, "user": UserBody::from(user) })))
+    Ok(Json(LinkUsed { success: true, user: user.into() }))
 }
 
+/// Mails the caller a new verification link (at most one a minute).
+#[utoipa::path(post, path = "/v1/auth/email/verify/resend", tag = "account", security(("bearer" = [])),
+    responses((status = 202, description = "Sent.", body = Success)))]
 async fn resend_verification(
     State(account): State<Slice<AccountService>>,
     Authenticated(principal): Authenticated,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Success>), ApiError> {
     account.resend_verification(&principal).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "success": true }))))
+    Ok((StatusCode::ACCEPTED, Json(Success::DONE)))
 }

@@ -4,5 +4,5 @@
 mod http;
 mod service;
 
-pub use http::routes;
+pub use http::{Api, routes};
 pub use service::{AccountError, AccountService};

@@ -2,8 +2,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 use super::service::{
     ChatError, ChatService, ConversationList, ConversationMessages, ConversationSummary, ConversationView,
@@ -13,6 +14,11 @@ use crate::http::bodies::ProfileBody;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::extract::{Authenticated, JsonBody, PathParam, QueryParams};
 use crate::http::{Function, Route, Slice};
+
+/// This slice's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(start, list, messages, ticket))]
+pub struct Api;
 
 pub fn routes() -> Vec<Route<ChatService>> {
     vec![
@@ -45,12 +51,19 @@ impl From<ChatError> for ApiError {
 const DEFAULT_PAGE_SIZE: usize = 20;
 const MAX_PAGE_SIZE: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StartRequest {
     username: Username,
 }
 
 /// `201` for a new conversation, `200` for the one the two users already have.
+/// The conversation with a user: a new one (`201`) needs them connected; an existing one is
+/// answered as it is (`200`).
+#[utoipa::path(post, path = "/v1/conversations", tag = "chat", security(("bearer" = [])), request_body = StartRequest,
+    responses(
+        (status = 201, description = "A new conversation.", body = ConversationBody),
+        (status = 200, description = "The conversation the two already have.", body = ConversationBody),
+    ))]
 async fn start(
     State(chat): State<Slice<ChatService>>,
     Authenticated(principal): Authenticated,
@@ -60,12 +73,20 @@ async fn start(
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view.into())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, format = Uuid)]
     cursor: Option<String>,
+    /// 1 to 100; 20 when absent.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
+/// The caller's conversations, latest activity first.
+#[utoipa::path(get, path = "/v1/conversations", tag = "chat", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, description = "A page of conversations.", body = ConversationListBody)))]
 async fn list(
     State(chat): State<Slice<ChatService>>,
     Authenticated(principal): Authenticated,
@@ -76,12 +97,21 @@ async fn list(
     Ok(Json(chat.conversations(&principal, cursor.as_deref(), limit).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessagesQuery {
+    /// `next_cursor` of the previous page: messages older than this one.
+    #[param(value_type = Option<MessageId>)]
     before: Option<String>,
+    /// 1 to 100; 20 when absent.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
+/// A conversation's messages, newest first; for its two participants.
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "chat", security(("bearer" = [])),
+    params(("id" = ConversationId, Path, description = "The conversation's id."), MessagesQuery),
+    responses((status = 200, description = "A page of messages.", body = ConversationMessagesBody)))]
 async fn messages(
     State(chat): State<Slice<ChatService>>,
     Authenticated(principal): Authenticated,
@@ -99,12 +129,23 @@ async fn messages(
     Ok(Json(chat.conversation_messages(&principal, id, before, limit).await?.into()))
 }
 
+/// A single-use ticket that opens one chat WebSocket within 30 seconds.
+#[derive(Serialize, ToSchema)]
+pub struct ChatTicketBody {
+    ticket: String,
+    /// Seconds the ticket stays valid.
+    expires_in: i64,
+}
+
+/// A ticket for the chat WebSocket (`?ticket=` or the `latchkey-ticket.<ticket>` subprotocol).
+#[utoipa::path(post, path = "/v1/chat/ticket", tag = "chat", security(("bearer" = [])),
+    responses((status = 201, description = "The ticket.", body = ChatTicketBody)))]
 async fn ticket(
     State(chat): State<Slice<ChatService>>,
     Authenticated(principal): Authenticated,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChatTicketBody>), ApiError> {
     let (ticket, expires_in) = chat.issue_chat_ticket(&principal).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ticket": ticket, "expires_in": expires_in }))))
+    Ok((StatusCode::CREATED, Json(ChatTicketBody { ticket, expires_in })))
 }
 
 fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
@@ -123,7 +164,7 @@ fn time_sortable(field: &str, raw: &str) -> Result<String, ApiError> {
 }
 
 /// A chat message, in REST answers and WebSocket frames.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MessageBody {
     pub id: MessageId,
     pub sender: UserId,
@@ -139,7 +180,7 @@ impl From<Message> for MessageBody {
 }
 
 /// A conversation with its participants' public profiles.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationBody {
     pub conversation_id: ConversationId,
     pub initiator: ProfileBody,
@@ -152,7 +193,7 @@ impl From<ConversationView> for ConversationBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationSummaryBody {
     #[serde(flatten)]
     pub conversation: ConversationBody,
@@ -165,7 +206,7 @@ impl From<ConversationSummary> for ConversationSummaryBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationListBody {
     pub conversations: Vec<ConversationSummaryBody>,
     /// Pass as `cursor` for the next page; `null` on the last page.
@@ -179,7 +220,7 @@ impl From<ConversationList> for ConversationListBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationMessagesBody {
     #[serde(flatten)]
     pub conversation: ConversationBody,

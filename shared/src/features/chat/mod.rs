@@ -10,7 +10,7 @@ mod http;
 pub mod local;
 mod service;
 
-pub use http::routes;
+pub use http::{Api, routes};
 pub use service::{
     ChatError, ChatService, ConversationList, ConversationMessages, ConversationSummary, ConversationView,
 };

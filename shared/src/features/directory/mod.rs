@@ -4,7 +4,7 @@
 mod http;
 mod service;
 
-pub use http::routes;
+pub use http::{Api, routes};
 pub use service::{
     AdminAction, AdminBootstrap, AdminChanges, DirectoryError, DirectoryService, Listed, Patch, ProfileChanges,
     UserPage, UserQuery,

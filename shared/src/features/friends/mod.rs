@@ -3,5 +3,5 @@
 mod http;
 mod service;
 
-pub use http::routes;
+pub use http::{Api, routes};
 pub use service::{FriendError, FriendService, Friendships};

@@ -2,8 +2,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::service::{CallbackOutcome, ProviderService, ProviderSignIn, SignInError};
 use crate::domain::ProviderName;
@@ -11,9 +11,15 @@ use crate::http::bodies::{IdentityBody, TokenResponse};
 use crate::http::error::{ApiError, ErrorCode, taken};
 use crate::http::extract::{Authenticated, ClientOrigin, JsonBody, PathParam, QueryParams};
 use crate::http::parse::{non_empty, second_factor, typed_password};
+use crate::http::schemas::{SixDigits, Token, TypedPassword};
 use crate::http::{Function, Route, Slice};
 use crate::kernel::Failure;
 use crate::oauth::ProviderToken;
+
+/// This slice's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(exchange, sign_in, authorize, callback, list_identities, link_identity, unlink_identity))]
+pub struct Api;
 
 pub fn routes() -> Vec<Route<ProviderService>> {
     vec![
@@ -78,13 +84,21 @@ fn provider_token(
     }
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `id_token` (OpenID providers, with the `nonce` the client put in its
+/// request, if any) and `access_token` (OAuth-only providers); at most one second factor.
+#[derive(Deserialize, ToSchema)]
 pub struct ProviderSignInRequest {
+    #[schema(value_type = Option<Token>)]
     id_token: Option<String>,
+    #[schema(value_type = Option<Token>)]
     access_token: Option<String>,
+    #[schema(value_type = Option<Token>)]
     nonce: Option<String>,
+    #[schema(value_type = Option<SixDigits>)]
     totp_code: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, pattern = r"\S")]
     recovery_code: Option<String>,
+    #[schema(value_type = Option<SixDigits>)]
     email_code: Option<String>,
 }
 
@@ -94,6 +108,17 @@ fn signed_in(sign_in: ProviderSignIn) -> (StatusCode, Json<TokenResponse>) {
     (status, Json(sign_in.tokens.into()))
 }
 
+/// Signs in with a provider token; creates the account on a first sign-in.
+///
+/// An address a provider shares that belongs to an account the identity is not linked to is
+/// `409` (`ACCOUNT_EXISTS_LINK_REQUIRED`): sign in to that account and link the provider.
+#[utoipa::path(post, path = "/v1/auth/oauth/{provider}", tag = "oauth",
+    params(("provider" = ProviderName, Path, description = "A configured provider.")),
+    request_body = ProviderSignInRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 201, description = "Signed in to an account the sign-in created.", body = TokenResponse),
+    ))]
 async fn sign_in(
     State(providers): State<Slice<ProviderService>>,
     PathParam(name): PathParam<String>,
@@ -106,14 +131,21 @@ async fn sign_in(
     Ok(signed_in(providers.sign_in_with_provider(&provider, token, second_factor, &origin).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
+    /// One of the deployment's `LATCHKEY_OAUTH_REDIRECT_URIS`.
     redirect_uri: String,
     /// The app's own CSRF state, returned to it with the exchange code. Required: an app that
     /// does not check it can be handed a sign-in it never started (login CSRF).
+    #[param(min_length = 1, max_length = 512)]
     state: String,
 }
 
+/// Begins the redirect flow: sends the browser to the provider.
+#[utoipa::path(get, path = "/v1/auth/oauth/{provider}/authorize", tag = "oauth",
+    params(("provider" = ProviderName, Path, description = "A configured provider."), AuthorizeQuery),
+    responses((status = 302, description = "To the provider's authorization page (`Location`).")))]
 async fn authorize(
     State(providers): State<Slice<ProviderService>>,
     PathParam(name): PathParam<String>,
@@ -129,7 +161,8 @@ async fn authorize(
     Ok(found(&location))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -137,6 +170,11 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
+/// Where the provider sends the browser back: on to the app's `redirect_uri`, with a one-time
+/// exchange `code` (or an `error`) and the app's `state`.
+#[utoipa::path(get, path = "/v1/auth/oauth/{provider}/callback", tag = "oauth",
+    params(("provider" = ProviderName, Path, description = "A configured provider."), CallbackQuery),
+    responses((status = 302, description = "To the app's redirect URI (`Location`).")))]
 async fn callback(
     State(providers): State<Slice<ProviderService>>,
     PathParam(name): PathParam<String>,
@@ -148,14 +186,26 @@ async fn callback(
     Ok(found(&app_redirect(outcome)?))
 }
 
-#[derive(Deserialize)]
+/// At most one second factor (the account's, when it has one).
+#[derive(Deserialize, ToSchema)]
 pub struct ExchangeRequest {
+    /// The exchange code the callback handed the app (valid two minutes, once).
+    #[schema(value_type = Token)]
     code: String,
+    #[schema(value_type = Option<SixDigits>)]
     totp_code: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, pattern = r"\S")]
     recovery_code: Option<String>,
+    #[schema(value_type = Option<SixDigits>)]
     email_code: Option<String>,
 }
 
+/// Trades an exchange code from the redirect flow for tokens.
+#[utoipa::path(post, path = "/v1/auth/oauth/exchange", tag = "oauth", request_body = ExchangeRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 201, description = "Signed in to an account the sign-in created.", body = TokenResponse),
+    ))]
 async fn exchange(
     State(providers): State<Slice<ProviderService>>,
     ClientOrigin(origin): ClientOrigin,
@@ -166,38 +216,65 @@ async fn exchange(
     Ok(signed_in(providers.exchange_sign_in_code(code, second_factor, &origin).await?))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct IdentityList {
+    identities: Vec<IdentityBody>,
+    /// Whether the account also has a password.
+    has_password: bool,
+}
+
+/// The caller's linked provider accounts.
+#[utoipa::path(get, path = "/v1/users/me/identities", tag = "oauth", security(("bearer" = [])),
+    responses((status = 200, description = "The identities.", body = IdentityList)))]
 async fn list_identities(
     State(providers): State<Slice<ProviderService>>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IdentityList>, ApiError> {
     let (identities, has_password) = providers.identities(&principal).await?;
-    let identities: Vec<IdentityBody> = identities.into_iter().map(IdentityBody::from).collect();
-    Ok(Json(json!({ "identities": identities, "has_password": has_password })))
+    let identities = identities.into_iter().map(IdentityBody::from).collect();
+    Ok(Json(IdentityList { identities, has_password }))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `id_token` and `access_token`.
+#[derive(Deserialize, ToSchema)]
 pub struct LinkRequest {
+    #[schema(value_type = Option<Token>)]
     id_token: Option<String>,
+    #[schema(value_type = Option<Token>)]
     access_token: Option<String>,
+    #[schema(value_type = Option<Token>)]
     nonce: Option<String>,
     /// Required when the account has a password.
+    #[schema(value_type = Option<TypedPassword>)]
     current_password: Option<String>,
 }
 
+/// Links a provider account to the caller's (the password, or a login in the last ten
+/// minutes, and a verified address).
+#[utoipa::path(post, path = "/v1/users/me/identities/{provider}", tag = "oauth", security(("bearer" = [])),
+    params(("provider" = ProviderName, Path, description = "A configured provider.")), request_body = LinkRequest,
+    responses(
+        (status = 201, description = "Linked.", body = IdentityBody),
+        (status = 200, description = "It was linked already.", body = IdentityBody),
+    ))]
 async fn link_identity(
     State(providers): State<Slice<ProviderService>>,
     PathParam(name): PathParam<String>,
     Authenticated(principal): Authenticated,
     ClientOrigin(origin): ClientOrigin,
     JsonBody(request): JsonBody<LinkRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IdentityBody>), ApiError> {
     let provider = provider(&name)?;
     let password = request.current_password.map(|raw| typed_password("current_password", raw)).transpose()?;
     let token = provider_token(request.id_token, request.access_token, request.nonce)?;
     let (identity, new) = providers.link_identity(&principal, &provider, token, password, &origin).await?;
-    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(json!(IdentityBody::from(identity)))))
+    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(identity.into())))
 }
 
+/// Unlinks a provider account, unless it is the account's last way to sign in.
+#[utoipa::path(delete, path = "/v1/users/me/identities/{provider}", tag = "oauth", security(("bearer" = [])),
+    params(("provider" = ProviderName, Path, description = "A configured provider.")),
+    responses((status = 204, description = "Unlinked.")))]
 async fn unlink_identity(
     State(providers): State<Slice<ProviderService>>,
     PathParam(name): PathParam<String>,
