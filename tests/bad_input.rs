@@ -482,6 +482,9 @@ async fn the_documented_schemas_refuse_what_the_parsers_refuse_and_allow_what_th
         ("UploadUrlRequest", json!({"filename": "a.png", "content_type": "image/bmp", "size": 10})),
         ("UploadUrlRequest", json!({"filename": "a.png", "content_type": "image/png", "size": 0})),
         ("AdminChangeRequest", json!({"status": "WITHDRAWN"})),
+        ("UpdateProfileRequest", json!({"extra": {"": 1}})),
+        ("UpdateProfileRequest", json!({"extra": {"deep": [{"n": 1e127}]}})),
+        ("UpdateProfileRequest", json!({"extra": [1, 2]})),
     ];
     for (schema, body) in &refused {
         assert!(!schema_allows(schema, body), "{schema} allows {body}, which the server refuses");
@@ -492,6 +495,13 @@ async fn the_documented_schemas_refuse_what_the_parsers_refuse_and_allow_what_th
     }
 
     let tokens = server.register("ada@example.com", Some("ada")).await;
+    for (_, body) in refused.iter().filter(|(schema, _)| *schema == "UpdateProfileRequest") {
+        server.patch_authorized("/v1/users/me", &tokens.access, body.clone()).await.error(400, "INVALID_ARGUMENT");
+    }
+    let extra = json!({"extra": {"theme": "dark", "scores": [0, 1.5e-3, -7], "nested": {"ok": true}}});
+    assert!(schema_allows("UpdateProfileRequest", &extra));
+    let reply = server.patch_authorized("/v1/users/me", &tokens.access, extra).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     // JSON Schema counts 1060.0 as an integer: the server takes it as one.
     let upload = json!({"filename": "a.png", "content_type": "image/png", "size": 1060.0});
     assert!(schema_allows("UploadUrlRequest", &upload));

@@ -86,6 +86,7 @@ pub fn document() -> Value {
             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },
         });
     }
+    add_extra_schemas(&mut document);
     for (schema, choice, fields) in CHOICES {
         let schema = &mut document["components"]["schemas"][*schema];
         assert!(schema.is_object(), "{schema} is not a schema of the document");
@@ -104,6 +105,38 @@ pub fn document() -> Value {
         }
     }
     document
+}
+
+/// A profile's `extra` object as `Extra::parse` takes it: no empty keys, and numbers DynamoDB
+/// can store (0, or a magnitude from 1e-130 to below 1e126), at every depth. Its size (4096
+/// bytes of JSON) and depth (32) have no JSON Schema keyword; the description states them.
+fn add_extra_schemas(document: &mut Value) {
+    let schemas = &mut document["components"]["schemas"];
+    schemas["Extra"] = json!({
+        "type": "object",
+        "description": "A free-form JSON object of at most 4096 bytes, nested at most 32 levels deep.",
+        "propertyNames": { "minLength": 1 },
+        "additionalProperties": { "$ref": "#/components/schemas/ExtraValue" },
+    });
+    schemas["ExtraValue"] = json!({
+        "anyOf": [
+            { "type": ["string", "boolean", "null"] },
+            { "const": 0 },
+            { "type": "number", "minimum": 1e-130, "exclusiveMaximum": 1e126 },
+            { "type": "number", "maximum": -1e-130, "exclusiveMinimum": -1e126 },
+            { "type": "array", "items": { "$ref": "#/components/schemas/ExtraValue" } },
+            { "$ref": "#/components/schemas/Extra" },
+        ],
+    });
+    let extra = json!({ "$ref": "#/components/schemas/Extra" });
+    for (schema, nullable) in [("UserBody", false), ("UpdateProfileRequest", true)] {
+        let property = &mut schemas[schema]["properties"]["extra"];
+        let description = property["description"].clone();
+        *property = match nullable {
+            true => json!({ "description": description, "oneOf": [{ "type": "null" }, extra] }),
+            false => json!({ "description": description, "allOf": [extra] }),
+        };
+    }
 }
 
 /// The alternatives of a choice among `fields`: each one given (not null) with the others

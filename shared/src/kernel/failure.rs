@@ -4,7 +4,7 @@
 use crate::crypto::keys::KeyError;
 use crate::crypto::passwords::HashError;
 use crate::objects::ObjectError;
-use crate::repo::RepoError;
+use crate::repo::{RepoError, UniqueField};
 use crate::store::StoreError;
 
 use super::throttle::ThrottleError;
@@ -61,6 +61,15 @@ impl From<KeyError> for Failure {
 impl From<ObjectError> for Failure {
     fn from(error: ObjectError) -> Self {
         Self::Unavailable(error.to_string())
+    }
+}
+
+/// A store error as a slice that writes unique values reports it: a taken value is the
+/// slice's own `taken(field)` (a `409` naming the field), anything else a `Failure`.
+pub fn taken_or_failure<E: From<Failure>>(error: RepoError, taken: fn(UniqueField) -> E) -> E {
+    match error {
+        RepoError::Taken(field) => taken(field),
+        other => Failure::from(other).into(),
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-pub use failure::{Failure, retry_on_conflict, settled};
+pub use failure::{Failure, retry_on_conflict, settled, taken_or_failure};
 pub use guard::Guard;
 pub use links::{Links, RESEND_AFTER_SECONDS};
 pub use notices::Notices;

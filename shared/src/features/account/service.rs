@@ -6,7 +6,7 @@ use crate::crypto::passwords::PasswordHasher;
 use crate::crypto::secrets;
 use crate::domain::{Email, Password, User, UserId};
 use crate::kernel::{
-    Failure, Guard, Kernel, Links, Notices, Origin, Principal, ProofError, Proofs, caller_record, now,
+    Failure, Guard, Kernel, Links, Notices, Origin, Principal, ProofError, Proofs, caller_record, now, taken_or_failure,
 };
 use crate::mail::templates::{Mail, Notice};
 use crate::repo::{
@@ -40,10 +40,7 @@ pub enum AccountError {
 
 impl From<RepoError> for AccountError {
     fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Taken(field) => Self::AlreadyExists(field),
-            other => Self::Failure(other.into()),
-        }
+        taken_or_failure(error, Self::AlreadyExists)
     }
 }
 

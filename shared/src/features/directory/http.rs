@@ -106,7 +106,7 @@ pub struct UpdateProfileRequest {
     #[serde(default)]
     #[schema(value_type = Option<Phone>)]
     phone: Patch<Phone>,
-    /// A JSON object of at most 4096 bytes, nested at most 8 deep, replacing the one stored.
+    /// Replaces the stored object (`Extra`: at most 4096 bytes of JSON, 32 levels deep).
     #[schema(value_type = Option<Object>)]
     extra: Option<Value>,
     #[schema(value_type = Option<TypedPassword>)]

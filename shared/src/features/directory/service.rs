@@ -8,7 +8,7 @@ use crate::features::friends::Friendships;
 use crate::kernel::throttle::Subject;
 use crate::kernel::{
     Failure, Guard, Kernel, Links, Notices, Origin, Principal, Profiles, ProofError, Proofs, SecondFactor,
-    caller_record, now, retry_on_conflict, settled,
+    caller_record, now, retry_on_conflict, settled, taken_or_failure,
 };
 use crate::mail::templates::Notice;
 use crate::objects::ObjectStore;
@@ -37,10 +37,7 @@ pub enum DirectoryError {
 
 impl From<RepoError> for DirectoryError {
     fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Taken(field) => Self::AlreadyExists(field),
-            other => Self::Failure(other.into()),
-        }
+        taken_or_failure(error, Self::AlreadyExists)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::domain::{LinkedIdentity, ProviderName, User};
 use crate::kernel::throttle::Subject;
 use crate::kernel::{
     Failure, Guard, Kernel, Notices, Origin, Principal, ProofError, Proofs, SecondFactor, Sessions, TokenPair,
-    caller_record, now, retry_on_conflict, settled,
+    caller_record, now, retry_on_conflict, settled, taken_or_failure,
 };
 use crate::mail::templates::Notice;
 use crate::oauth::{AuthorizationRequest, ProviderError, ProviderToken, Providers, VerifiedIdentity};
@@ -65,10 +65,7 @@ pub enum SignInError {
 
 impl From<RepoError> for SignInError {
     fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Taken(field) => Self::AlreadyExists(field),
-            other => Self::Failure(other.into()),
-        }
+        taken_or_failure(error, Self::AlreadyExists)
     }
 }
 

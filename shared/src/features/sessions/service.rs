@@ -9,7 +9,7 @@ use crate::domain::{Email, LoginIdentifier, Password, Phone, User, UserId, Usern
 use crate::kernel::throttle::{Subject, ThrottleError};
 use crate::kernel::{
     Failure, Guard, Links, Notices, Origin, Principal, ProofError, Proofs, RESEND_AFTER_SECONDS, SecondFactor,
-    Sessions, TokenPair, now,
+    Sessions, TokenPair, now, taken_or_failure,
 };
 use crate::mail::templates::Mail;
 use crate::repo::{RepoError, Session, StoredUser, UniqueField, UnlockToken, UnlockTokenRepo, UserRepo};
@@ -35,10 +35,7 @@ pub enum SessionError {
 
 impl From<RepoError> for SessionError {
     fn from(error: RepoError) -> Self {
-        match error {
-            RepoError::Taken(field) => Self::AlreadyExists(field),
-            other => Self::Failure(other.into()),
-        }
+        taken_or_failure(error, Self::AlreadyExists)
     }
 }
 
