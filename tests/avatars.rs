@@ -182,9 +182,8 @@ async fn a_direct_upload_is_checked_like_a_presigned_one(backend: Backend) {
         let request =
             server.client.put(server.url("/v1/avatar")).bearer_auth(&ada.access).header("content-type", content_type);
         async move {
-            let response = request.body(body).send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+            let reply = Reply::of("PUT", request.body(body).send().await.unwrap()).await;
+            (reply.status, reply.body)
         }
     };
     let (status, body) = put(PNG.to_vec(), "image/png").await;

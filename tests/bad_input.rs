@@ -115,9 +115,7 @@ async fn missing_or_malformed_authorization_is_401_with_a_bearer_challenge() {
     assert!(login.headers.get("www-authenticate").is_none());
     for header in ["Basic YWRhOnB3", "Bearer", "Bearer ", "token-without-scheme", "Bearer not.a.jwt"] {
         let reply = server.client.get(server.url("/v1/users/me")).header("authorization", header).send().await.unwrap();
-        assert_eq!(reply.status(), 401, "header {header:?}");
-        let body: serde_json::Value = reply.json().await.unwrap();
-        assert_eq!(body["status"], "UNAUTHENTICATED");
+        latchkey_tests::Reply::of("GET", reply).await.error(401, "UNAUTHENTICATED");
     }
 }
 
@@ -126,9 +124,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let server = server().await;
     server.get("/v1/nope", None).await.error(404, "NOT_FOUND");
     let reply = server.client.delete(server.url("/v1/auth/login")).send().await.unwrap();
-    assert_eq!(reply.status(), 405);
-    let body: serde_json::Value = reply.json().await.unwrap();
-    assert_eq!(body["status"], "UNIMPLEMENTED");
+    latchkey_tests::Reply::of("DELETE", reply).await.error(405, "UNIMPLEMENTED");
 }
 
 #[tokio::test]
@@ -177,10 +173,9 @@ async fn second_factor_and_password_routes_name_the_bad_field() {
         let anonymous = request.try_clone().unwrap().json(&body).send().await.unwrap();
         assert_eq!(anonymous.status(), 401, "{method} {path} without a token");
         let response = request.bearer_auth(&tokens.access).json(&body).send().await.unwrap();
-        assert_eq!(response.status(), 400, "{method} {path} {body}");
-        let reply: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(reply["status"], "INVALID_ARGUMENT");
-        assert_eq!(reply["details"][0]["field"], field, "{method} {path} {body}: {reply}");
+        let reply = latchkey_tests::Reply::of(method, response).await;
+        reply.error(400, "INVALID_ARGUMENT");
+        assert_eq!(reply.body["details"][0]["field"], field, "{method} {path} {body}: {}", reply.body);
     }
     let anonymous = [
         ("/v1/auth/password/forgot", json!({"email": "nope"}), "email"),

@@ -47,6 +47,13 @@ const CHOICES: &[(&str, Choice, &[&str])] = &[
     ("LinkRequest", Choice::AtMostOne, &["access_token", "nonce"]),
 ];
 
+/// Properties that always hold one value: they tell the alternatives of an answer apart.
+const CONSTANTS: &[(&str, &str, bool)] = &[
+    ("ActiveToken", "active", true),
+    ("InactiveToken", "active", false),
+    ("VerificationRequired", "verification_required", true),
+];
+
 #[derive(Clone, Copy)]
 enum Choice {
     ExactlyOne,
@@ -87,6 +94,11 @@ pub fn document() -> Value {
         });
     }
     add_extra_schemas(&mut document);
+    for (schema, property, value) in CONSTANTS {
+        let property = &mut document["components"]["schemas"][*schema]["properties"][*property];
+        assert!(property.is_object(), "{schema} has no property {property}");
+        property["const"] = (*value).into();
+    }
     for (schema, choice, fields) in CHOICES {
         let schema = &mut document["components"]["schemas"][*schema];
         assert!(schema.is_object(), "{schema} is not a schema of the document");
