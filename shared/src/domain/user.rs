@@ -79,20 +79,19 @@ impl UserType {
 }
 
 /// A provider account the user signs in with: unique across all users.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinkedIdentity {
     pub provider: ProviderName,
     /// The provider's stable id of the account (`sub`).
     pub subject: String,
     /// The address the provider vouched for when it was linked, if it shared one.
     pub email: Option<Email>,
-    #[serde(with = "time::serde::rfc3339")]
     pub linked_at: OffsetDateTime,
 }
 
-/// A user account as stored (the API shows it as `http::bodies::UserBody`). Secrets live beside
-/// it in storage, not in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A user account. The API shows it as `http::bodies::UserBody`, the store keeps it as
+/// `repo`'s own item; secrets live beside it there, not in it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: UserId,
     /// Absent for an account made by a provider that shared no verified address.
@@ -100,25 +99,18 @@ pub struct User {
     pub username: Option<Username>,
     pub phone: Option<Phone>,
     pub role: Role,
-    #[serde(rename = "type")]
     pub user_type: UserType,
     pub status: UserStatus,
     pub extra: Map<String, Value>,
     pub is_email_verified: bool,
     /// A new address asked for and not confirmed yet: it is not the account's until the link
     /// sent to it is used.
-    #[serde(default)]
     pub pending_email: Option<Email>,
-    /// Whether the account has an avatar: read from the stored record's object key, never
-    /// stored itself (an item written before may still hold an `avatar` path; it is ignored).
-    #[serde(skip)]
+    /// Whether the account has an avatar (the stored record has its object's key).
     pub has_avatar: bool,
     /// The sign-in providers linked to the account.
-    #[serde(default)]
     pub identities: Vec<LinkedIdentity>,
-    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 

@@ -1,10 +1,13 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 use super::{RepoError, count_write, from_item, read_count, to_item};
-use crate::domain::{Email, LoginIdentifier, ProviderName, Role, User, UserId, UserStatus, Username};
+use crate::domain::{
+    Email, LinkedIdentity, LoginIdentifier, Phone, ProviderName, Role, User, UserId, UserStatus, UserType, Username,
+};
 use crate::store::{Condition, Item, ItemStore, Key, StoreError, Write};
 
 /// The values no two accounts may share.
@@ -28,28 +31,137 @@ impl std::fmt::Display for UniqueField {
     }
 }
 
-/// A user with what the API never shows: the password hash and second-factor secrets.
+/// A user with what the API never shows: the password hash and second-factor secrets. Stored
+/// as a `UserItem`, so that the domain's and the API's names can change without the items.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "UserItem", into = "UserItem")]
 pub struct StoredUser {
-    #[serde(flatten)]
     pub user: User,
     pub password_hash: Option<String>,
-    #[serde(default)]
     pub second_factors: SecondFactors,
     /// The object holding the avatar (the API shows the path that serves its URL).
-    #[serde(default)]
     pub avatar_key: Option<String>,
     /// Sessions started under an older epoch are void: a password reset or change bumps it,
     /// so a login that checked the old password while the change ran cannot keep a session.
-    #[serde(default)]
     pub session_epoch: u64,
     /// Addresses the account had until recently: security notices still go to them, so that
     /// whoever changed the address cannot hide what they do next from the one it had.
-    #[serde(default)]
     pub previous_emails: Vec<PreviousEmail>,
     /// Bumped by every update; updates are compare-and-swap on it.
-    #[serde(default)]
     pub version: u64,
+}
+
+/// The user item's attributes, as every version has stored them. A field added later has a
+/// default, so an item written before it still reads (an `avatar` path an earlier version
+/// wrote is ignored: `avatar_key` says whether there is one).
+#[derive(Serialize, Deserialize)]
+struct UserItem {
+    id: UserId,
+    email: Option<Email>,
+    username: Option<Username>,
+    phone: Option<Phone>,
+    role: Role,
+    #[serde(rename = "type")]
+    user_type: UserType,
+    status: UserStatus,
+    extra: Map<String, Value>,
+    is_email_verified: bool,
+    #[serde(default)]
+    pending_email: Option<Email>,
+    #[serde(default)]
+    identities: Vec<IdentityItem>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    password_hash: Option<String>,
+    #[serde(default)]
+    second_factors: SecondFactors,
+    #[serde(default)]
+    avatar_key: Option<String>,
+    #[serde(default)]
+    session_epoch: u64,
+    #[serde(default)]
+    previous_emails: Vec<PreviousEmail>,
+    #[serde(default)]
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdentityItem {
+    provider: ProviderName,
+    subject: String,
+    email: Option<Email>,
+    #[serde(with = "time::serde::rfc3339")]
+    linked_at: OffsetDateTime,
+}
+
+impl From<UserItem> for StoredUser {
+    fn from(item: UserItem) -> Self {
+        let identities = item.identities.into_iter().map(|identity| LinkedIdentity {
+            provider: identity.provider,
+            subject: identity.subject,
+            email: identity.email,
+            linked_at: identity.linked_at,
+        });
+        Self {
+            user: User {
+                id: item.id,
+                email: item.email,
+                username: item.username,
+                phone: item.phone,
+                role: item.role,
+                user_type: item.user_type,
+                status: item.status,
+                extra: item.extra,
+                is_email_verified: item.is_email_verified,
+                pending_email: item.pending_email,
+                has_avatar: item.avatar_key.is_some(),
+                identities: identities.collect(),
+                created_at: item.created_at,
+                updated_at: item.updated_at,
+            },
+            password_hash: item.password_hash,
+            second_factors: item.second_factors,
+            avatar_key: item.avatar_key,
+            session_epoch: item.session_epoch,
+            previous_emails: item.previous_emails,
+            version: item.version,
+        }
+    }
+}
+
+impl From<StoredUser> for UserItem {
+    fn from(stored: StoredUser) -> Self {
+        let user = stored.user;
+        let identities = user.identities.into_iter().map(|identity| IdentityItem {
+            provider: identity.provider,
+            subject: identity.subject,
+            email: identity.email,
+            linked_at: identity.linked_at,
+        });
+        Self {
+            id: user.id,
+            email: user.email,
+            username: user.username,
+            phone: user.phone,
+            role: user.role,
+            user_type: user.user_type,
+            status: user.status,
+            extra: user.extra,
+            is_email_verified: user.is_email_verified,
+            pending_email: user.pending_email,
+            identities: identities.collect(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+            password_hash: stored.password_hash,
+            second_factors: stored.second_factors,
+            avatar_key: stored.avatar_key,
+            session_epoch: stored.session_epoch,
+            previous_emails: stored.previous_emails,
+            version: stored.version,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,10 +415,7 @@ impl UserRepo {
     }
 
     pub async fn find_by_id(&self, id: UserId) -> Result<Option<StoredUser>, RepoError> {
-        let Some(item) = self.store.get(&user_key(id)).await? else { return Ok(None) };
-        let mut stored: StoredUser = from_item(item)?;
-        stored.user.has_avatar = stored.avatar_key.is_some();
-        Ok(Some(stored))
+        Ok(self.store.get(&user_key(id)).await?.map(from_item).transpose()?)
     }
 
     /// The account that signs in with this provider account.
