@@ -37,16 +37,25 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Logs as JSON when Lambda asks for it (`AWS_LAMBDA_LOG_FORMAT=JSON`), as text otherwise.
-/// The level comes from `RUST_LOG` (default `info`).
+/// The levels come from `RUST_LOG` (`info`, `debug`, `latchkey=debug,info`: a level, and
+/// levels per target; default `info`). Targets, not `EnvFilter`: its span and field filters
+/// would link a regular-expression engine into every function.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::str::FromStr;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let levels = std::env::var("RUST_LOG").ok().and_then(|levels| Targets::from_str(&levels).ok());
+    let filter = levels.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     // Colour only for a person at a terminal: escape codes garble files and log services.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let result =
-        if json { builder.json().with_current_span(false).without_time().try_init() } else { builder.try_init() };
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match json {
+        true => registry.with(layer.json().with_current_span(false).without_time()).try_init(),
+        false => registry.with(layer).try_init(),
+    };
     // A second init (tests) keeps the first subscriber.
     drop(result);
 }
