@@ -41,12 +41,9 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 /// levels per target; default `info`). Targets, not `EnvFilter`: its span and field filters
 /// would link a regular-expression engine into every function.
 pub fn init_tracing() {
-    use std::str::FromStr;
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let levels = std::env::var("RUST_LOG").ok().and_then(|levels| Targets::from_str(&levels).ok());
-    let filter = levels.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let filter = log_levels(std::env::var("RUST_LOG").ok().as_deref());
     // Colour only for a person at a terminal: escape codes garble files and log services.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
@@ -58,4 +55,47 @@ pub fn init_tracing() {
     };
     // A second init (tests) keeps the first subscriber.
     drop(result);
+}
+
+/// `RUST_LOG` as levels: comma-separated `level` or `target=level` entries, spaces and empty
+/// entries ignored; `info` when it is unset, empty or not understood.
+fn log_levels(raw: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use std::str::FromStr;
+    use tracing_subscriber::filter::Targets;
+    let entries: Vec<&str> = raw.unwrap_or_default().split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    // A bare word that is not a level would be read as a target with no level: nothing logs.
+    let understood = !entries.is_empty()
+        && entries.iter().all(|entry| entry.contains('=') || tracing::Level::from_str(entry).is_ok());
+    match understood {
+        true => {
+            Targets::from_str(&entries.join(",")).unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+        }
+        false => Targets::new().with_default(tracing::Level::INFO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_levels;
+
+    /// The most verbose level `RUST_LOG` enables for `target`.
+    fn level(raw: Option<&str>, target: &str) -> Option<Level> {
+        let levels = log_levels(raw);
+        [Level::TRACE, Level::DEBUG, Level::INFO, Level::WARN, Level::ERROR]
+            .into_iter()
+            .find(|level| levels.would_enable(target, level))
+    }
+
+    #[test]
+    fn rust_log_takes_a_level_or_levels_per_target_and_falls_back_to_info() {
+        assert_eq!(level(None, "latchkey"), Some(Level::INFO));
+        assert_eq!(level(Some(""), "latchkey"), Some(Level::INFO));
+        assert_eq!(level(Some("debug "), "latchkey"), Some(Level::DEBUG));
+        assert_eq!(level(Some("info,"), "latchkey"), Some(Level::INFO));
+        assert_eq!(level(Some("warn, latchkey=debug"), "latchkey::kernel"), Some(Level::DEBUG));
+        assert_eq!(level(Some("warn, latchkey=debug"), "hyper"), Some(Level::WARN));
+        assert_eq!(level(Some("verbose"), "latchkey"), Some(Level::INFO), "not a level: the default");
+    }
 }
