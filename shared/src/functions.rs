@@ -15,16 +15,16 @@ use crate::features::sessions::{self, SessionService};
 use crate::http::{Function, Route, Slice, mount};
 use crate::kernel::Kernel;
 
-fn sessions_of(function: Function, kernel: &Kernel) -> Router {
-    mount(sessions::routes(), Some(function), Slice::new(SessionService::new(kernel), kernel))
+fn sessions(routes: Vec<Route<SessionService>>, kernel: &Kernel) -> Router {
+    mount(routes, Slice::new(SessionService::new(kernel), kernel))
 }
 
-fn second_factors_of(function: Function, kernel: &Kernel) -> Router {
-    mount(mfa::routes(), Some(function), Slice::new(SecondFactorService::new(kernel), kernel))
+fn second_factors(routes: Vec<Route<SecondFactorService>>, kernel: &Kernel) -> Router {
+    mount(routes, Slice::new(SecondFactorService::new(kernel), kernel))
 }
 
-fn account_of(function: Function, kernel: &Kernel) -> Router {
-    mount(account::routes(), Some(function), Slice::new(AccountService::new(kernel), kernel))
+fn account(routes: Vec<Route<AccountService>>, kernel: &Kernel) -> Router {
+    mount(routes, Slice::new(AccountService::new(kernel), kernel))
 }
 
 /// `function`'s router: what its `main.rs` serves on Lambda.
@@ -47,73 +47,73 @@ pub fn router(function: Function, kernel: &Kernel) -> Router {
 }
 
 pub fn register(kernel: &Kernel) -> Router {
-    sessions_of(Function::Register, kernel)
+    sessions(sessions::register_routes(), kernel)
 }
 
 pub fn login(kernel: &Kernel) -> Router {
-    sessions_of(Function::Login, kernel)
+    sessions(sessions::login_routes(), kernel)
 }
 
 pub fn refresh(kernel: &Kernel) -> Router {
-    sessions_of(Function::Refresh, kernel)
+    sessions(sessions::refresh_routes(), kernel)
 }
 
 pub fn logout(kernel: &Kernel) -> Router {
-    sessions_of(Function::Logout, kernel)
+    sessions(sessions::logout_routes(), kernel)
 }
 
 pub fn tokens(kernel: &Kernel) -> Router {
-    sessions_of(Function::Tokens, kernel)
+    sessions(sessions::tokens_routes(), kernel)
 }
 
 pub fn totp(kernel: &Kernel) -> Router {
-    second_factors_of(Function::Totp, kernel)
+    second_factors(mfa::totp_routes(), kernel)
 }
 
 pub fn password(kernel: &Kernel) -> Router {
-    account_of(Function::Password, kernel)
+    account(account::password_routes(), kernel)
 }
 
 /// Mailed codes and links: second factors, the address lifecycle and unlock links.
 pub fn email(kernel: &Kernel) -> Router {
-    second_factors_of(Function::Email, kernel)
-        .merge(account_of(Function::Email, kernel))
-        .merge(sessions_of(Function::Email, kernel))
+    second_factors(mfa::email_routes(), kernel)
+        .merge(account(account::email_routes(), kernel))
+        .merge(sessions(sessions::unlock_routes(), kernel))
 }
 
 /// The directory, and the confirmation of an address change.
 pub fn users(kernel: &Kernel) -> Router {
     let directory = Slice::new(DirectoryService::new(kernel), kernel);
-    mount(directory::routes(), Some(Function::Users), directory).merge(account_of(Function::Users, kernel))
+    mount(directory::routes(), directory).merge(account(account::users_routes(), kernel))
 }
 
 pub fn friends(kernel: &Kernel) -> Router {
-    mount(friends::routes(), Some(Function::Friends), Slice::new(FriendService::new(kernel), kernel))
+    mount(friends::routes(), Slice::new(FriendService::new(kernel), kernel))
 }
 
 pub fn avatar(kernel: &Kernel) -> Router {
-    mount(avatars::routes(), Some(Function::Avatar), Slice::new(AvatarService::new(kernel), kernel))
+    mount(avatars::routes(), Slice::new(AvatarService::new(kernel), kernel))
 }
 
 pub fn oauth(kernel: &Kernel) -> Router {
-    mount(providers::routes(), Some(Function::OAuth), Slice::new(ProviderService::new(kernel), kernel))
+    mount(providers::routes(), Slice::new(ProviderService::new(kernel), kernel))
 }
 
 pub fn chat(kernel: &Kernel) -> Router {
-    mount(chat::routes(), Some(Function::Chat), Slice::new(ChatService::new(kernel), kernel))
+    mount(chat::routes(), Slice::new(ChatService::new(kernel), kernel))
 }
 
 /// Every slice's routes on one service each: what the local server serves.
 pub fn all(kernel: &Kernel) -> Router {
     Router::new()
-        .merge(mount(sessions::routes(), None, Slice::new(SessionService::new(kernel), kernel)))
-        .merge(mount(mfa::routes(), None, Slice::new(SecondFactorService::new(kernel), kernel)))
-        .merge(mount(account::routes(), None, Slice::new(AccountService::new(kernel), kernel)))
-        .merge(mount(directory::routes(), None, Slice::new(DirectoryService::new(kernel), kernel)))
-        .merge(mount(friends::routes(), None, Slice::new(FriendService::new(kernel), kernel)))
-        .merge(mount(avatars::routes(), None, Slice::new(AvatarService::new(kernel), kernel)))
-        .merge(mount(providers::routes(), None, Slice::new(ProviderService::new(kernel), kernel)))
-        .merge(mount(chat::routes(), None, Slice::new(ChatService::new(kernel), kernel)))
+        .merge(mount(sessions::routes(), Slice::new(SessionService::new(kernel), kernel)))
+        .merge(mount(mfa::routes(), Slice::new(SecondFactorService::new(kernel), kernel)))
+        .merge(mount(account::routes(), Slice::new(AccountService::new(kernel), kernel)))
+        .merge(mount(directory::routes(), Slice::new(DirectoryService::new(kernel), kernel)))
+        .merge(mount(friends::routes(), Slice::new(FriendService::new(kernel), kernel)))
+        .merge(mount(avatars::routes(), Slice::new(AvatarService::new(kernel), kernel)))
+        .merge(mount(providers::routes(), Slice::new(ProviderService::new(kernel), kernel)))
+        .merge(mount(chat::routes(), Slice::new(ChatService::new(kernel), kernel)))
 }
 
 /// Every route served over HTTP, with its function: the one table that `template.yaml`,

@@ -112,11 +112,10 @@ impl<S: Send + Sync + 'static> Route<S> {
     }
 }
 
-/// The router for the routes of `routes` that `function` serves (every one when `None`: the
-/// local server), on the slice's state.
-pub fn mount<S: Send + Sync + 'static>(routes: Vec<Route<S>>, function: Option<Function>, state: Slice<S>) -> Router {
+/// The router for `routes`, on their slice's state.
+pub fn mount<S: Send + Sync + 'static>(routes: Vec<Route<S>>, state: Slice<S>) -> Router {
     let mut router = Router::new();
-    for route in routes.into_iter().filter(|route| function.is_none_or(|f| f == route.function)) {
+    for route in routes {
         router = router.route(route.path, route.handler);
     }
     router.with_state(state)

@@ -25,15 +25,29 @@ use crate::http::{Function, Route, Slice};
 ))]
 pub struct Api;
 
+/// Every route of this slice; each function's builder names its own list.
 pub fn routes() -> Vec<Route<AccountService>> {
+    [password_routes(), email_routes(), users_routes()].into_iter().flatten().collect()
+}
+
+pub fn password_routes() -> Vec<Route<AccountService>> {
     vec![
         Route::post(Function::Password, "/v1/auth/password/forgot", forgot_password),
         Route::post(Function::Password, "/v1/auth/password/reset", reset_password),
         Route::post(Function::Password, "/v1/auth/password/change", change_password),
+    ]
+}
+
+pub fn email_routes() -> Vec<Route<AccountService>> {
+    vec![
         Route::post(Function::Email, "/v1/auth/email/verify", verify_email),
         Route::post(Function::Email, "/v1/auth/email/verify/resend", resend_verification),
-        Route::post(Function::Users, "/v1/users/me/email/confirm", confirm_email_change),
     ]
+}
+
+/// Served by the `users` function, beside the profile it changes.
+pub fn users_routes() -> Vec<Route<AccountService>> {
+    vec![Route::post(Function::Users, "/v1/users/me/email/confirm", confirm_email_change)]
 }
 
 impl From<AccountError> for ApiError {

@@ -4,5 +4,5 @@
 mod http;
 mod service;
 
-pub use http::{Api, routes};
+pub use http::{Api, email_routes, password_routes, routes, users_routes};
 pub use service::{AccountError, AccountService};

@@ -18,11 +18,21 @@ use crate::http::{Function, Route, Slice};
 #[openapi(paths(enable_totp, verify_totp, disable_totp, send_email_code, set_email_codes))]
 pub struct Api;
 
+/// Every route of this slice; each function's builder names its own list.
 pub fn routes() -> Vec<Route<SecondFactorService>> {
+    [totp_routes(), email_routes()].into_iter().flatten().collect()
+}
+
+pub fn totp_routes() -> Vec<Route<SecondFactorService>> {
     vec![
         Route::post(Function::Totp, "/v1/auth/totp/enable", enable_totp),
         Route::post(Function::Totp, "/v1/auth/totp/verify", verify_totp),
         Route::post(Function::Totp, "/v1/auth/totp/disable", disable_totp),
+    ]
+}
+
+pub fn email_routes() -> Vec<Route<SecondFactorService>> {
+    vec![
         Route::post(Function::Email, "/v1/auth/email-code", send_email_code),
         Route::put(Function::Email, "/v1/users/me/mfa/email", set_email_codes),
     ]

@@ -4,5 +4,5 @@
 mod http;
 mod service;
 
-pub use http::{Api, routes};
+pub use http::{Api, email_routes, routes, totp_routes};
 pub use service::{SecondFactorError, SecondFactorService};

@@ -20,17 +20,44 @@ use crate::http::{Function, Route, Slice};
 #[openapi(paths(register, login, refresh, logout, logout_all, jwks, introspect, send_unlock_link))]
 pub struct Api;
 
+/// Every route of this slice. Each function's builder names its own list instead, so that its
+/// binary links only those handlers.
 pub fn routes() -> Vec<Route<SessionService>> {
+    [register_routes(), login_routes(), refresh_routes(), logout_routes(), tokens_routes(), unlock_routes()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+pub fn register_routes() -> Vec<Route<SessionService>> {
+    vec![Route::post(Function::Register, "/v1/auth/register", register)]
+}
+
+pub fn login_routes() -> Vec<Route<SessionService>> {
+    vec![Route::post(Function::Login, "/v1/auth/login", login)]
+}
+
+pub fn refresh_routes() -> Vec<Route<SessionService>> {
+    vec![Route::post(Function::Refresh, "/v1/auth/refresh", refresh)]
+}
+
+pub fn logout_routes() -> Vec<Route<SessionService>> {
     vec![
-        Route::post(Function::Register, "/v1/auth/register", register),
-        Route::post(Function::Login, "/v1/auth/login", login),
-        Route::post(Function::Refresh, "/v1/auth/refresh", refresh),
         Route::post(Function::Logout, "/v1/auth/logout", logout),
         Route::post(Function::Logout, "/v1/auth/logout-all", logout_all),
+    ]
+}
+
+pub fn tokens_routes() -> Vec<Route<SessionService>> {
+    vec![
         Route::get(Function::Tokens, "/.well-known/jwks.json", jwks),
         Route::post(Function::Tokens, "/v1/auth/introspect", introspect),
-        Route::post(Function::Email, "/v1/auth/unlock", send_unlock_link),
     ]
+}
+
+/// Served by the `email` function, beside the mailed codes and links.
+pub fn unlock_routes() -> Vec<Route<SessionService>> {
+    vec![Route::post(Function::Email, "/v1/auth/unlock", send_unlock_link)]
 }
 
 impl From<SessionError> for ApiError {

@@ -4,5 +4,7 @@
 mod http;
 mod service;
 
-pub use http::{Api, routes};
+pub use http::{
+    Api, login_routes, logout_routes, refresh_routes, register_routes, routes, tokens_routes, unlock_routes,
+};
 pub use service::{Credentials, Introspection, Registered, Registration, SessionError, SessionService};
