@@ -669,6 +669,33 @@ async fn a_password_reset_voids_exchange_codes_issued_before_it() {
     assert_eq!(reason(&exchanged), "INVALID_GRANT");
 }
 
+/// A stolen, fresh session of an account without a password can link the thief's provider and
+/// unlink the owner's; the owner's reset takes the account back from that provider too.
+#[tokio::test]
+async fn a_reset_of_an_account_without_a_password_drops_an_identity_linked_since_it_was_made() {
+    let (provider, server) = started(Backend::Embedded).await;
+    let owner = subject();
+    let stolen = Tokens::of(&google_sign_in(&server, provider.id_token(&owner, None)).await);
+    let email = unique_email("gina");
+    assert_eq!(server.patch_authorized("/v1/users/me", &stolen.access, json!({ "email": email })).await.status, 200);
+    let token = server.last_mail_to(&email).await.link_token();
+    server.post_authorized("/v1/users/me/email/confirm", &stolen.access, json!({ "token": token })).await;
+    let thief = subject();
+    let thiefs = json!({ "id_token": provider.key.sign(&provider.claims(&thief, None)) });
+    assert_eq!(link(&server, "acme", &stolen, thiefs).await.status, 201);
+    assert_eq!(server.delete_authorized("/v1/users/me/identities/google", &stolen.access, None).await.status, 204);
+
+    assert_eq!(server.post("/v1/auth/password/forgot", json!({ "email": email })).await.status, 202);
+    let token = server.last_mail_to(&email).await.link_token();
+    let reset = json!({ "token": token, "new_password": "a first passphrase" });
+    assert_eq!(server.post("/v1/auth/password/reset", reset).await.status, 200);
+    let thiefs = json!({ "id_token": provider.key.sign(&provider.claims(&thief, None)) });
+    let again = sign_in(&server, "acme", thiefs).await;
+    assert_ne!(again.body["user"]["id"].as_str(), Some(stolen.user_id.as_str()), "the thief's provider is gone");
+    let owners = server.post("/v1/auth/login", json!({ "email": email, "password": "a first passphrase" })).await;
+    assert_eq!(owners.status, 200, "{}", owners.body);
+}
+
 /// An account a provider made has no password holder to take it back from: a reset (after the
 /// owner gave it an address) keeps its identities, or the owner would lose the way they sign in.
 #[tokio::test]

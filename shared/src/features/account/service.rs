@@ -280,9 +280,12 @@ struct Reclaimed {
 fn reclaim(stored: &mut StoredUser, had_password: bool) -> Reclaimed {
     let address = stored.user.email.clone();
     let identities_before = stored.user.identities.len();
-    if had_password {
-        stored.user.identities.retain(|identity| identity.email.is_some() && identity.email == address);
-    }
+    // Without a password, the identity the account was made with is its owner's way in, and stays
+    // whatever address it shared; one linked since (perhaps with a stolen session) goes too.
+    let created_at = stored.user.created_at;
+    stored.user.identities.retain(|identity| {
+        (identity.email.is_some() && identity.email == address) || (!had_password && identity.linked_at == created_at)
+    });
     let unproven = stored.user.email.is_some() && !stored.user.is_email_verified;
     let factors = &stored.second_factors;
     let totp = factors.totp.as_ref().is_some_and(|totp| totp.set_up_unverified)
