@@ -3,10 +3,10 @@
 
 use latchkey::config::Config;
 use latchkey::store::{Condition, Key, Write};
-use latchkey_tests::{Backend, PASSWORD, TestServer, Tokens, on_both_backends, test_config, unique_email};
+use latchkey_tests::{Backend, PASSWORD, TestServer, Tokens, on_every_backend, test_config, unique_email};
 use serde_json::json;
 
-on_both_backends!(
+on_every_backend!(
     forgot_then_reset_sets_the_password_ends_every_session_and_spends_the_link,
     a_reset_link_is_refused_when_unknown_malformed_superseded_or_expired,
     a_weak_new_password_is_400_and_leaves_the_link_usable,

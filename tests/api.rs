@@ -1,9 +1,10 @@
 //! The API end to end over HTTP, run once on the embedded store and once on DynamoDB (moto).
 
-use latchkey_tests::{Backend, PASSWORD, TestServer, Tokens, on_both_backends};
+use latchkey::config::{Config, LockoutPolicy};
+use latchkey_tests::{Backend, PASSWORD, TestServer, Tokens, on_every_backend, test_config};
 use serde_json::json;
 
-on_both_backends!(
+on_every_backend!(
     register_returns_201_with_the_user_and_a_token_pair,
     registering_a_taken_email_username_or_phone_is_409_naming_the_field,
     a_refused_registration_reserves_nothing,
@@ -71,7 +72,11 @@ async fn a_refused_registration_reserves_nothing(backend: Backend) {
 }
 
 async fn fifty_concurrent_registrations_of_one_email_give_one_success_and_49_conflicts(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    // The address's throttle counts taken identifiers: past its free failures it answers 429
+    // first, which it does here whenever the requests are not all in flight at once (the
+    // Lambda backend runs at most 8 instances of a function).
+    let lockout = LockoutPolicy { ip_free_failures: 100, ..test_config().lockout };
+    let server = TestServer::start_with(backend, Config { lockout, ..test_config() }).await;
     let attempts =
         (0..50).map(|_| server.post("/v1/auth/register", json!({"email": "race@example.com", "password": PASSWORD})));
     let replies = futures::future::join_all(attempts).await;

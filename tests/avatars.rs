@@ -2,10 +2,10 @@
 //! signed URLs the test server serves), on the AWS backend through S3 in moto, with real
 //! uploads to the presigned URLs by a plain HTTP client.
 
-use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_both_backends, unique_email};
+use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_every_backend, unique_email};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     an_uploaded_and_confirmed_avatar_is_shown_to_every_signed_in_user,
     confirming_someone_elses_token_or_twice_is_404,
     a_text_file_declared_as_png_is_refused_and_removed,

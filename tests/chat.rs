@@ -12,12 +12,12 @@ use latchkey::features::chat::ChatService;
 use latchkey::features::chat::apigateway::{ManagementClients, handle};
 use latchkey::kernel::Kernel;
 use latchkey::repo::{ChatConnection, ChatRepo};
-use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
+use latchkey_tests::{Backend, Reply, TestServer, Tokens, on_every_backend, test_config, unique_email};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-on_both_backends!(
+on_every_backend!(
     a_conversation_needs_a_connected_user_and_is_never_duplicated,
     two_clients_exchange_messages_in_real_time_with_acks,
     an_offline_receiver_reads_the_messages_over_rest_newest_first,
@@ -69,7 +69,7 @@ impl ChatClient {
     }
 
     async fn connect_with(server: &TestServer, query: &str) -> Result<Self, u16> {
-        let url = format!("{}/v1/chat/ws{query}", server.base.replacen("http", "ws", 1));
+        let url = format!("{}{query}", server.websocket_url);
         Self::open(url.into_client_request().unwrap()).await
     }
 

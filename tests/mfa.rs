@@ -3,10 +3,10 @@
 
 use latchkey::crypto::totp;
 use latchkey::store::Key;
-use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
+use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_every_backend, test_config, unique_email};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     totp_setup_then_login_needs_a_code_and_accepts_each_code_once,
     totp_is_inactive_until_a_code_confirms_it_and_wrong_secrets_change_nothing,
     a_recovery_code_signs_in_once_and_its_use_is_notified,

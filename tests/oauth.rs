@@ -6,10 +6,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::config::Config;
 use latchkey_tests::provider::{CLIENT_ID, SigningKey, TestProvider};
-use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
+use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_every_backend, test_config, unique_email};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     a_valid_id_token_creates_the_account_once_then_signs_in_to_it,
     the_redirect_flow_hands_the_app_a_one_time_exchange_code,
     linking_adds_a_way_to_sign_in_and_unlinking_removes_it,
@@ -23,7 +23,7 @@ fn config_for(provider: &TestProvider) -> Config {
     let env = [
         ("LATCHKEY_OAUTH_PROVIDERS", provider.providers_json()),
         ("LATCHKEY_OAUTH_CLIENT_SECRETS", TestProvider::secrets_json()),
-        ("LATCHKEY_OAUTH_REDIRECT_URIS", format!("{APP_CALLBACK}, http://other.localhost/cb")),
+        ("LATCHKEY_OAUTH_REDIRECT_URIS", redirect_uris()),
     ];
     let parsed = Config::from_lookup(|name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())).unwrap();
     Config { oauth_providers: parsed.oauth_providers, oauth_redirect_uris: parsed.oauth_redirect_uris, ..test_config() }
@@ -31,8 +31,27 @@ fn config_for(provider: &TestProvider) -> Config {
 
 async fn started(backend: Backend) -> (TestProvider, TestServer) {
     let provider = TestProvider::start().await;
-    let server = TestServer::start_with(backend, config_for(&provider)).await;
+    let server = match backend {
+        // As a stack is deployed: providers and redirect URIs are parameters, the client
+        // secrets a Secrets Manager secret the oauth function reads at init.
+        Backend::Lambda => {
+            let secret = format!("latchkey-test-oauth-{}", uuid::Uuid::new_v4());
+            let client = aws_sdk_secretsmanager::Client::new(&latchkey_tests::aws_sdk_config());
+            client.create_secret().name(&secret).secret_string(TestProvider::secrets_json()).send().await.unwrap();
+            let parameters = [
+                ("OAuthProviders", provider.providers_json()),
+                ("OAuthRedirectUris", redirect_uris()),
+                ("OAuthClientSecretsSecret", secret),
+            ];
+            TestServer::on_lambda(test_config(), &parameters).await
+        }
+        _ => TestServer::start_with(backend, config_for(&provider)).await,
+    };
     (provider, server)
+}
+
+fn redirect_uris() -> String {
+    format!("{APP_CALLBACK}, http://other.localhost/cb")
 }
 
 async fn sign_in(server: &TestServer, provider: &str, body: Value) -> Reply {

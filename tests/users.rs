@@ -1,10 +1,10 @@
 //! Profiles, the user directory, roles, account deletion and friends, over HTTP on both backends.
 
 use latchkey::config::Config;
-use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_both_backends, test_config, unique_email};
+use latchkey_tests::{Backend, PASSWORD, Reply, TestServer, Tokens, on_every_backend, test_config, unique_email};
 use serde_json::{Value, json};
 
-on_both_backends!(
+on_every_backend!(
     patching_me_changes_profile_fields_and_a_taken_value_is_409_changing_nothing,
     a_new_email_needs_the_password_and_is_the_accounts_only_once_its_owner_confirms_it,
     an_address_set_by_someone_else_stays_free_for_its_owner,

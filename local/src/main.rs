@@ -41,6 +41,39 @@ enum Command {
     },
     /// Print the OpenAPI document generated from the code (what `openapi.yaml` holds).
     Openapi,
+    /// Serve the deployed shape: every function binary under a Lambda Runtime API, behind an
+    /// HTTP API and a WebSocket API read from template.yaml, against the AWS endpoint given
+    /// (moto's server: `scripts/lambda-local` starts one and builds the binaries).
+    Lambda(LambdaArgs),
+}
+
+#[derive(Args)]
+struct LambdaArgs {
+    /// The AWS endpoint the functions call (DynamoDB, SES, S3, Secrets Manager).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint: String,
+    /// Where the HTTP API listens.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    http_addr: SocketAddr,
+    /// Where the WebSocket API listens (its stage is the path: ws://<addr>/v1).
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    websocket_addr: SocketAddr,
+    /// The directory holding the function binaries.
+    #[arg(long, default_value = "target/debug")]
+    binaries: PathBuf,
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// A template parameter, as NAME=VALUE (repeatable), as `sam deploy --parameter-overrides`.
+    #[arg(long = "parameter", value_parser = parse_parameter)]
+    parameters: Vec<(String, String)>,
+    /// Names the table, secret and bucket made in the AWS endpoint (`<stack>-table`, ...).
+    #[arg(long, default_value = "latchkey-local")]
+    stack: String,
+}
+
+fn parse_parameter(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 #[derive(Subcommand)]
@@ -75,7 +108,68 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", latchkey::openapi::yaml());
             Ok(())
         }
+        Some(Command::Lambda(args)) => lambda(args).await,
     }
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn lambda(args: LambdaArgs) -> anyhow::Result<()> {
+    use latchkey_local::emulator::{Emulator, Settings, provision};
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&args.aws_endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local"))
+        .load()
+        .await;
+    let (table, secret, bucket) =
+        (format!("{}-table", args.stack), format!("{}-signing-keys", args.stack), format!("{}-avatars", args.stack));
+    provision::table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await?;
+    let keys = latchkey::crypto::keys::KeyMaterial {
+        kid: "k1".into(),
+        seed: latchkey::crypto::secrets::generate(),
+        retired: vec![],
+    };
+    provision::signing_key_secret(&sdk, &secret, &keys).await?;
+    provision::bucket(&sdk, &bucket).await?;
+    let resources = [("Table", table), ("SigningKeySecret", secret), ("AvatarBucket", bucket)]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    let emulator = Emulator::start(Settings {
+        template: args.template,
+        binary_dir: args.binaries,
+        parameters: args.parameters.into_iter().collect(),
+        resources,
+        aws_endpoint: args.aws_endpoint,
+        extra_environment: vec![("LATCHKEY_S3_FORCE_PATH_STYLE".into(), "true".into())],
+        http_listener: bind(args.http_addr).await?,
+        websocket_listener: bind(args.websocket_addr).await?,
+        show_logs: true,
+    })
+    .await?;
+    if let Some(from) = emulator.parameters.get("MailFrom") {
+        provision::mail_identity(&sdk, from).await?;
+    }
+    println!("HTTP API: {}", emulator.http_url);
+    if let Some(url) = &emulator.websocket_url {
+        println!("WebSocket API: {url}");
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    // What each function's instances did: for sizing MemorySize (docs/lambda.md).
+    for (binary, memory_mb, stats) in emulator.stats() {
+        if stats.inits.is_empty() {
+            continue;
+        }
+        println!(
+            "{binary}: {} instance(s), peak RSS {} KiB, MemorySize {memory_mb} MB",
+            stats.inits.len(),
+            stats.peak_rss_kib
+        );
+    }
+    Ok(())
 }
 
 async fn serve(

@@ -43,9 +43,12 @@ pub fn ses(sdk: &SdkConfig, config: &Config) -> Arc<dyn Mailer> {
     Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &crate::kernel::sender(config)))
 }
 
-/// Avatars in S3.
+/// Avatars in S3. `LATCHKEY_S3_FORCE_PATH_STYLE=true` addresses the bucket in the path, for
+/// S3-compatible servers whose bucket subdomains do not resolve (moto on loopback).
 pub fn s3(sdk: &SdkConfig, bucket: String) -> Arc<dyn ObjectStore> {
-    Arc::new(S3Objects::new(aws_sdk_s3::Client::new(sdk), bucket))
+    let path_style = std::env::var("LATCHKEY_S3_FORCE_PATH_STYLE").is_ok_and(|value| value == "true");
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build();
+    Arc::new(S3Objects::new(aws_sdk_s3::Client::from_conf(config), bucket))
 }
 
 /// Builds the kernel once per container (config, SDK clients, signing keys), and from it the

@@ -2,7 +2,6 @@
 //! live as long as one test.
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use latchkey::store::dynamodb::DynamoStore;
 
 /// Where the DynamoDB-speaking server (moto) listens; the test command sets it.
@@ -40,27 +39,9 @@ impl TestTable {
     pub async fn create() -> Self {
         let client = aws_sdk_dynamodb::Client::new(&aws_sdk_config());
         let name = format!("latchkey-test-{}", uuid::Uuid::new_v4());
-        let attribute = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
-        };
-        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
-        client
-            .create_table()
-            .table_name(&name)
-            .attribute_definitions(attribute("pk"))
-            .attribute_definitions(attribute("sk"))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
+        latchkey_local::emulator::provision::table(&client, &name)
             .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot create a table on {}: {}. Is moto's server running?",
-                    aws_endpoint(),
-                    aws_sdk_dynamodb::error::DisplayErrorContext(error)
-                )
-            });
+            .unwrap_or_else(|error| panic!("{error:#} on {}. Is moto's server running?", aws_endpoint()));
         Self { client, name }
     }
 

@@ -44,7 +44,7 @@ impl Mailbox {
     pub async fn for_backend(backend: Backend, config: &Config) -> Self {
         match backend {
             Backend::Embedded => Self::Outbox(tempfile::tempdir().expect("temp dir")),
-            Backend::DynamoDb => {
+            Backend::DynamoDb | Backend::Lambda => {
                 // moto refuses mail from an address that is not a verified identity, as SES does.
                 let client = aws_sdk_sesv2::Client::new(&aws_sdk_config());
                 let _ = client.create_email_identity().email_identity(&config.mail_from).send().await;

@@ -1,11 +1,12 @@
-//! What the tests share, by concern: `server` (a Latchkey server on a loopback port over either
-//! backend), `aws` (moto), `stores`, `mail` (reading back what was sent), `client` (HTTP
+//! What the tests share, by concern: `server` (a Latchkey server on a loopback port over any
+//! backend), `lambda` (the function binaries under the Lambda emulator), `aws` (moto), `stores`, `mail` (reading back what was sent), `client` (HTTP
 //! client, replies, tokens) and `provider` (a sign-in provider on loopback). Each test starts
 //! its own server on a fresh store and drops it after.
 
 mod aws;
 mod client;
 mod contract;
+mod lambda;
 mod mail;
 pub mod provider;
 mod server;
@@ -26,6 +27,8 @@ use latchkey::crypto::passwords::Argon2Settings;
 pub enum Backend {
     Embedded,
     DynamoDb,
+    /// The function binaries under the Lambda emulator, over DynamoDB, SES and S3 in moto.
+    Lambda,
 }
 
 /// Settings for tests: cheap argon2 so hundreds of registrations stay fast, and a short
@@ -62,6 +65,18 @@ macro_rules! on_both_backends {
         mod dynamodb {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name($crate::Backend::DynamoDb).await })*
+        }
+    };
+}
+
+/// As `on_both_backends!`, and once more as `lambda::name` over the function binaries.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!($($name),*);
+        mod lambda {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Lambda).await })*
         }
     };
 }

@@ -11,14 +11,18 @@ use latchkey::objects::local::LocalObjects;
 use latchkey::store::ItemStore;
 use serde_json::{Value, json};
 
+use crate::lambda::LambdaStack;
 use crate::{
     Backend, Mailbox, PASSWORD, ReceivedMail, Reply, StoreGuard, TestBucket, Tokens, fresh_keys, fresh_store,
     http_client, test_config,
 };
 
-/// Every route served over real HTTP on a loopback port.
+/// Every route served over real HTTP on a loopback port: by latchkey-local's app, or by the
+/// function binaries behind the Lambda emulator (`Backend::Lambda`).
 pub struct TestServer {
     pub base: String,
+    /// Where chat clients connect (`?ticket=...` follows).
+    pub websocket_url: String,
     pub client: reqwest::Client,
     /// The server's store, for tests that change records the API cannot change yet.
     pub store: Arc<dyn ItemStore>,
@@ -26,8 +30,12 @@ pub struct TestServer {
     /// The server's key material, for tests that forge tokens it must refuse.
     pub keys: KeyMaterial,
     _store: StoreGuard,
-    _objects: (tempfile::TempDir, Option<TestBucket>),
-    server: tokio::task::JoinHandle<()>,
+    serving: Serving,
+}
+
+enum Serving {
+    Local { server: tokio::task::JoinHandle<()>, _objects: (tempfile::TempDir, Option<TestBucket>) },
+    Lambda { _stack: Box<LambdaStack> },
 }
 
 impl TestServer {
@@ -37,6 +45,9 @@ impl TestServer {
 
     /// A server on a fresh store of `backend`, mailing through that backend's adapter.
     pub async fn start_with(backend: Backend, config: Config) -> Self {
+        if backend == Backend::Lambda {
+            return Self::on_lambda(config, &[]).await;
+        }
         let (store, guard) = fresh_store(backend).await;
         let mailbox = Mailbox::for_backend(backend, &config).await;
         Self::with_parts(store, guard, mailbox, config).await
@@ -53,6 +64,19 @@ impl TestServer {
         let (store, guard) = fresh_store(Backend::Embedded).await;
         let mailbox = Mailbox::for_backend(Backend::Embedded, &config).await;
         Self::with_parts_and_limits(store, guard, mailbox, config, limits).await
+    }
+
+    /// The function binaries behind the Lambda emulator, on a fresh table, with template
+    /// parameters from `config` and then `parameters`.
+    pub async fn on_lambda(config: Config, parameters: &[(&str, String)]) -> Self {
+        let (store, guard) = fresh_store(Backend::Lambda).await;
+        let StoreGuard::Table(table) = &guard else { unreachable!("the Lambda backend keeps a table") };
+        let mailbox = Mailbox::for_backend(Backend::Lambda, &config).await;
+        let keys = fresh_keys();
+        let (base, stack) = crate::lambda::start(&config, table, &keys, parameters).await;
+        let websocket_url = stack.emulator.websocket_url.clone().expect("the template has a WebSocket API");
+        let serving = Serving::Lambda { _stack: Box::new(stack) };
+        Self { base, websocket_url, client: http_client(), store, mailbox, keys, _store: guard, serving }
     }
 
     async fn with_parts(store: Arc<dyn ItemStore>, guard: StoreGuard, mailbox: Mailbox, config: Config) -> Self {
@@ -90,8 +114,9 @@ impl TestServer {
         let server = tokio::spawn(async move {
             latchkey::http::server::serve(listener, app, limits, std::future::pending()).await.expect("serve");
         });
-        let _objects = (objects_dir, bucket);
-        Self { base, client: http_client(), store, mailbox, keys, _store: guard, _objects, server }
+        let serving = Serving::Local { server, _objects: (objects_dir, bucket) };
+        let websocket_url = format!("{}/v1/chat/ws", base.replacen("http", "ws", 1));
+        Self { base, websocket_url, client: http_client(), store, mailbox, keys, _store: guard, serving }
     }
 
     /// An access token for `tokens`' user and session, correctly signed, that expired a
@@ -188,6 +213,8 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Serving::Local { server, .. } = &self.serving {
+            server.abort();
+        }
     }
 }

@@ -15,7 +15,7 @@ pub async fn fresh_store(backend: Backend) -> (Arc<dyn ItemStore>, StoreGuard) {
             let store = EmbeddedStore::open(&dir.path().join("test.redb")).expect("open redb");
             (Arc::new(store), StoreGuard::Dir(dir))
         }
-        Backend::DynamoDb => {
+        Backend::DynamoDb | Backend::Lambda => {
             let table = TestTable::create().await;
             (Arc::new(table.store()), StoreGuard::Table(table))
         }
