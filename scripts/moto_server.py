@@ -9,11 +9,16 @@ Latchkey rather than moto.
 `GET /latchkey/websocket-posts` answers what was posted to each WebSocket connection through
 the API Gateway Management API (`PostToConnection`), which moto keeps but no API returns.
 
+`GET /latchkey/request-counts` answers how many calls of each operation it has served
+(`dynamodb:GetItem`, `ses:SendEmail`, ...; `dynamodb:TransactWriteItems/items` counts the items
+of the transactions), which the Lambda benchmark turns into the cost of an operation.
+
 `GET /latchkey/ses-messages` answers the messages SES "sent" (source, destinations, subject,
 body), which moto otherwise only shows in `/moto-api/data.json`, a dump of every model of
 every service that grows with every table the tests create. Usage: moto_server.py HOST PORT
 """
 
+import io
 import json
 import os
 import sys
@@ -54,8 +59,37 @@ def websocket_posts(start_response):
     return [json.dumps(posts).encode()]
 
 
+counts = {}
+
+
+def count(environ):
+    path = environ.get("PATH_INFO", "")
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        service, _, operation = target.partition(".")
+        name = f"{service.split('_')[0].lower()}:{operation}"
+        if operation == "TransactWriteItems":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            items = len(json.loads(body or b"{}").get("TransactItems", []))
+            counts[name + "/items"] = counts.get(name + "/items", 0) + items
+    elif path.startswith("/v2/email/outbound-emails"):
+        name = "ses:SendEmail"
+    elif "/@connections/" in path:
+        name = "execute-api:PostToConnection"
+    elif path.startswith(("/moto-api", "/latchkey")):
+        return
+    else:
+        name = f"s3:{environ.get('REQUEST_METHOD')}"
+    counts[name] = counts.get(name, 0) + 1
+
+
 def one_at_a_time(environ, start_response):
     with lock:
+        if environ.get("PATH_INFO") == "/latchkey/request-counts":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(counts).encode()]
+        count(environ)
         if environ.get("PATH_INFO") == "/latchkey/ses-messages":
             return sent_mail(start_response)
         if environ.get("PATH_INFO") == "/latchkey/websocket-posts":

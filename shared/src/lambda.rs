@@ -89,7 +89,7 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
     let setup = |error: &dyn std::fmt::Display| SetupError(error.to_string());
     let table = required("LATCHKEY_TABLE").map_err(|e| setup(&e))?;
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
-    let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let aws = aws_config::defaults(BehaviorVersion::latest()).http_client(aws_https_client()).load().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let keys = KeyMaterial::from_json(&secret_string(&secrets, &secret_id).await?)
         .map_err(|error| SetupError(error.to_string()))?;
@@ -109,6 +109,22 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
     let bucket = std::env::var("LATCHKEY_AVATAR_BUCKET").ok();
     let objects = adapters.objects.zip(bucket).map(|(objects, bucket)| objects(&aws, bucket));
     Ok((Kernel::new(config, Arc::new(store), &keys, mailer, objects)?, aws))
+}
+
+/// The roots every AWS endpoint's certificate chains to (Amazon Trust Services).
+const AWS_TRUST_ROOTS: &[u8] = include_bytes!("crypto/aws-trust-roots.pem");
+
+/// The SDK clients' HTTPS client, trusting only the roots AWS endpoints chain to: loading the
+/// system's trust store (its ~140 roots, twice over where a directory of them sits beside the
+/// bundle) was the largest part of a cold start, and the functions reach nothing but AWS.
+fn aws_https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let roots = TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_TRUST_ROOTS);
+    let context = TlsContext::builder().with_trust_store(roots).build().expect("the trust store is only PEM");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The variable naming the Secrets Manager secret with the sign-in providers' client secrets
@@ -144,4 +160,20 @@ async fn tag_request(mut request: axum::extract::Request) -> axum::extract::Requ
         request.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip, 0)));
     }
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn the_bundled_aws_roots_are_five_usable_trust_anchors() {
+        let certificates: Vec<_> = CertificateDer::pem_slice_iter(super::AWS_TRUST_ROOTS)
+            .collect::<Result<_, _>>()
+            .expect("the bundle is PEM");
+        let mut store = rustls::RootCertStore::empty();
+        let (added, refused) = store.add_parsable_certificates(certificates);
+        assert_eq!((added, refused), (5, 0), "Amazon Root CA 1 to 4 and Starfield Services Root G2");
+    }
 }

@@ -6,7 +6,7 @@
 mod aws;
 mod client;
 mod contract;
-mod lambda;
+pub mod lambda;
 mod mail;
 pub mod provider;
 mod server;

@@ -6,8 +6,8 @@
 
 mod gateway;
 pub mod provision;
-mod runtime;
-mod template;
+pub mod runtime;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,8 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-pub use runtime::Stats;
-use runtime::{Function, Launch};
+use runtime::{Function, Launch, Stats};
 use template::{Bindings, Template};
 
 /// What the emulator runs, and against which AWS.
@@ -92,6 +91,18 @@ impl Emulator {
             servers.push(serve(websocket, api.router()));
         }
         Ok(Self { http_url, websocket_url, parameters: template.parameters, functions, servers })
+    }
+
+    /// Ends every idle instance: the next request to each function is a cold start.
+    pub fn stop_instances(&self) {
+        for function in &self.functions {
+            function.stop();
+        }
+    }
+
+    /// The function whose binary is `binary`.
+    pub fn function(&self, binary: &str) -> Option<&Function> {
+        self.functions.iter().find(|function| function.spec.binary == binary).map(|function| &**function)
     }
 
     /// Each function's binary and what its instances did so far.

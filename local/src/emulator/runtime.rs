@@ -58,6 +58,9 @@ pub struct Function {
 pub struct Stats {
     /// Exec to the first poll for an event, per instance started.
     pub inits: Vec<Duration>,
+    /// Event handed over to answer received: each instance's first invocation, and the rest.
+    pub first_invocations: Vec<Duration>,
+    pub later_invocations: Vec<Duration>,
     /// The largest resident set (`VmHWM`) any instance reached, in KiB.
     pub peak_rss_kib: u64,
 }
@@ -77,7 +80,15 @@ impl Function {
             None => self.start().await?,
         };
         let timeout = Duration::from_secs(self.spec.timeout_seconds);
+        let started = Instant::now();
         let outcome = instance.invoke(event, timeout).await;
+        {
+            let mut stats = self.stats.lock().unwrap();
+            let invocations =
+                if instance.invoked { &mut stats.later_invocations } else { &mut stats.first_invocations };
+            invocations.push(started.elapsed());
+        }
+        instance.invoked = true;
         self.note_peak(&instance);
         // An instance that failed or timed out is not reused (Lambda restarts it).
         if outcome.is_ok() {
@@ -86,9 +97,18 @@ impl Function {
         outcome
     }
 
-    /// Ends the idle instances.
+    /// Ends the idle instances (the next invocation starts a new one: a cold start).
     pub fn stop(&self) {
-        self.idle.lock().unwrap().clear();
+        let mut idle = self.idle.lock().unwrap();
+        for instance in idle.iter() {
+            self.note_peak(instance);
+        }
+        idle.clear();
+    }
+
+    /// The CPU time the idle instances' processes have used, every thread counted.
+    pub fn cpu_time(&self) -> Duration {
+        self.idle.lock().unwrap().iter().filter_map(Instance::cpu_time).sum()
     }
 
     pub fn stats(&self) -> Stats {
@@ -149,7 +169,7 @@ impl Function {
                     binary.display()
                 ))
             })?;
-        let mut instance = Instance { child, api, events, server };
+        let mut instance = Instance { child, api, events, server, invoked: false };
         // Init ends at the first poll; a process that exits before it failed to initialise.
         tokio::select! {
             _ = first_poll => {}
@@ -168,6 +188,8 @@ struct Instance {
     api: Arc<RuntimeApi>,
     events: mpsc::Sender<Invocation>,
     server: tokio::task::JoinHandle<()>,
+    /// Whether it has had an event (its first is the one a cold start delays).
+    invoked: bool,
 }
 
 impl Instance {
@@ -186,6 +208,16 @@ impl Instance {
             status = self.child.wait() => Err(InvokeError::Failed(format!("the process exited: {status:?}"))),
             () = tokio::time::sleep(timeout) => Err(InvokeError::TimedOut),
         }
+    }
+
+    /// From each thread's `schedstat` (nanoseconds on a CPU), finer than `stat`'s clock ticks.
+    fn cpu_time(&self) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()?)).ok()?;
+        let nanos = tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+            .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        Some(Duration::from_nanos(nanos))
     }
 
     fn peak_rss_kib(&self) -> Option<u64> {

@@ -90,18 +90,18 @@ impl Template {
                     };
                 }
             }
-            let number = |key: &str, default: u64| {
-                scalar(&properties[key])
-                    .or_else(|| scalar(&globals[key]))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(default)
+            let number = |key: &str, default: u64| -> anyhow::Result<u64> {
+                let value = [&properties[key], &globals[key]].into_iter().find(|value| !value.is_null());
+                let Some(value) = value else { return Ok(default) };
+                let text = resolver.resolve(value)?.unwrap_or_default();
+                text.parse().with_context(|| format!("{logical_id}: {key} {text:?} is not a number"))
             };
             functions.push(FunctionSpec {
                 logical_id: logical_id.clone(),
                 binary,
                 routes,
-                timeout_seconds: number("Timeout", 3),
-                memory_mb: number("MemorySize", 128),
+                timeout_seconds: number("Timeout", 3)?,
+                memory_mb: number("MemorySize", 128)?,
                 environment,
             });
         }
