@@ -75,6 +75,8 @@ def count(environ):
             counts[name + "/items"] = counts.get(name + "/items", 0) + items
     elif path.startswith("/v2/email/outbound-emails"):
         name = "ses:SendEmail"
+    elif path.startswith("/v2/email/"):
+        name = f"ses:{environ.get('REQUEST_METHOD')} {'/'.join(path.split('/')[:4])}"
     elif "/@connections/" in path:
         name = "execute-api:PostToConnection"
     elif path.startswith(("/moto-api", "/latchkey")):

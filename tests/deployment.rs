@@ -330,3 +330,14 @@ fn each_function_serves_its_own_routes_with_the_adapters_the_template_grants() {
     }
     assert_eq!(checked, Function::ALL.len(), "every HTTP function was checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_lambda_path_a_route_the_template_lacks_gets_api_gateways_own_404() {
+    let server = latchkey_tests::TestServer::start(Backend::Lambda).await;
+    for (method, path) in [("GET", "/v1/auth/login"), ("POST", "/v1/nothing-here"), ("GET", "/v1/users/a/b/c")] {
+        let reply = server.client.request(method.parse().unwrap(), server.url(path)).send().await.expect("an answer");
+        assert_eq!(reply.status(), 404, "{method} {path}");
+        let body: serde_json::Value = reply.json().await.expect("JSON");
+        assert_eq!(body, serde_json::json!({"message": "Not Found"}), "{method} {path}: no function saw it");
+    }
+}

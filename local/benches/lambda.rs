@@ -10,7 +10,7 @@
 //! new address, a login, wrong passwords where a route checks one).
 //!
 //! Then the operations the cost model prices (docs/cost.md) run `LATCHKEY_BENCH_OPERATIONS`
-//! times each (default 20) on warm instances: the CPU time the function's process spends per
+//! times each (default 100) on warm instances: the CPU time the function's process spends per
 //! operation, and the AWS calls it makes, as moto counts them.
 //!
 //! Needs release builds of the functions and the baseline in `target/release` (or
@@ -111,6 +111,7 @@ async fn main() {
             routes: vec![],
             timeout_seconds: 3,
             memory_mb: 128,
+            log_format: "JSON".into(),
             environment: Default::default(),
         },
         Launch { binary_dir: dir.clone().into(), environment: vec![], show_logs: false },
@@ -143,7 +144,9 @@ async fn main() {
         }
     }
 
-    let operations: u32 = std::env::var("LATCHKEY_BENCH_OPERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    // The cold-start figures are what the rounds did; the operations below add warm calls.
+    let round_stats = emulator.stats();
+    let operations: u32 = std::env::var("LATCHKEY_BENCH_OPERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     println!("Per operation, warm, {operations} times each: CPU time of the function's process, and AWS calls");
     let mut refresh = login(&client, &base).await["refresh_token"].as_str().unwrap().to_owned();
     for (operation, binary) in [("register", "register"), ("login", "login"), ("refresh", "refresh"), ("me", "users")] {
@@ -172,7 +175,7 @@ async fn main() {
                 refresh = body["refresh_token"].as_str().expect("a rotated refresh token").to_owned();
             }
         }
-        let cpu = (function.cpu_time() - cpu_before).as_secs_f64() * 1000.0 / f64::from(operations);
+        let cpu = function.cpu_time().saturating_sub(cpu_before).as_secs_f64() * 1000.0 / f64::from(operations);
         let after = aws_calls().await;
         let calls: Vec<String> = after
             .iter()
@@ -199,7 +202,7 @@ async fn main() {
         "function", "init ms", "x hello", "1st call ms", "2nd call ms", "peak RSS MiB", "MemorySize"
     );
     let mut rows = vec![("lambda-baseline".to_owned(), 128, base_stats)];
-    rows.extend(emulator.stats());
+    rows.extend(round_stats);
     for (binary, memory_mb, stats) in rows {
         let init = median(stats.inits);
         println!(

@@ -45,6 +45,9 @@ pub struct Config {
     /// Where clients reach this API (the base of the provider callback URL). Unset on Lambda,
     /// the request's host is used.
     pub public_url: Option<String>,
+    /// Lambda: address the avatar bucket in the path, for S3-compatible servers whose bucket
+    /// subdomains do not resolve (moto on loopback).
+    pub s3_force_path_style: bool,
 }
 
 /// Brute-force limits: failures beyond `free_failures` within an hour lock the subject for a
@@ -99,6 +102,7 @@ impl Default for Config {
             oauth_providers: Vec::new(),
             oauth_redirect_uris: vec!["http://localhost:3000/oauth/callback".into()],
             public_url: None,
+            s3_force_path_style: false,
         }
     }
 }
@@ -220,6 +224,7 @@ impl Config {
             max_friends: number("LATCHKEY_MAX_FRIENDS", defaults.max_friends as i64, 1)? as u64,
             avatar_max_bytes: number("LATCHKEY_AVATAR_MAX_BYTES", defaults.avatar_max_bytes as i64, 1024)? as u64,
             chat_rate_limit: small("LATCHKEY_CHAT_RATE_LIMIT", defaults.chat_rate_limit, 1)?,
+            s3_force_path_style: flag("LATCHKEY_S3_FORCE_PATH_STYLE", defaults.s3_force_path_style)?,
         })
     }
 }

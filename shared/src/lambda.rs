@@ -26,7 +26,7 @@ use crate::store::dynamodb::DynamoStore;
 /// Builds the mail port from the SDK configuration and the settings.
 pub type MailAdapter = fn(&SdkConfig, &Config) -> Arc<dyn Mailer>;
 /// Builds the object store for a bucket.
-pub type ObjectAdapter = fn(&SdkConfig, String) -> Arc<dyn ObjectStore>;
+pub type ObjectAdapter = fn(&SdkConfig, &Config, String) -> Arc<dyn ObjectStore>;
 
 /// The adapters a function's routes use beyond the table and the keys, named by its
 /// `main.rs`: a function that names none links neither the SES nor the S3 client.
@@ -43,11 +43,9 @@ pub fn ses(sdk: &SdkConfig, config: &Config) -> Arc<dyn Mailer> {
     Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), &crate::kernel::sender(config)))
 }
 
-/// Avatars in S3. `LATCHKEY_S3_FORCE_PATH_STYLE=true` addresses the bucket in the path, for
-/// S3-compatible servers whose bucket subdomains do not resolve (moto on loopback).
-pub fn s3(sdk: &SdkConfig, bucket: String) -> Arc<dyn ObjectStore> {
-    let path_style = std::env::var("LATCHKEY_S3_FORCE_PATH_STYLE").is_ok_and(|value| value == "true");
-    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build();
+/// Avatars in S3.
+pub fn s3(sdk: &SdkConfig, settings: &Config, bucket: String) -> Arc<dyn ObjectStore> {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.s3_force_path_style).build();
     Arc::new(S3Objects::new(aws_sdk_s3::Client::from_conf(config), bucket))
 }
 
@@ -107,7 +105,7 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
     // Building a client makes no network call.
     let mailer = adapters.mail.map_or_else(|| Arc::new(NoMail) as Arc<dyn Mailer>, |mail| mail(&aws, &config));
     let bucket = std::env::var("LATCHKEY_AVATAR_BUCKET").ok();
-    let objects = adapters.objects.zip(bucket).map(|(objects, bucket)| objects(&aws, bucket));
+    let objects = adapters.objects.zip(bucket).map(|(objects, bucket)| objects(&aws, &config, bucket));
     Ok((Kernel::new(config, Arc::new(store), &keys, mailer, objects)?, aws))
 }
 

@@ -19,7 +19,8 @@ fn repo_root() -> PathBuf {
 }
 
 fn functions_dir() -> PathBuf {
-    let dir = std::env::var_os(FUNCTIONS_DIR_VARIABLE).map_or_else(|| repo_root().join("target/debug"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let dir = std::env::var_os(FUNCTIONS_DIR_VARIABLE).map_or_else(|| target.join("debug"), PathBuf::from);
     assert!(
         dir.join("tokens").is_file() && dir.join("chat-ws").is_file(),
         "the function binaries are not in {}: run `cargo build --workspace --bins` (./scripts/test does), or \
@@ -51,24 +52,39 @@ fn parameters(config: &Config, public_url: &str) -> BTreeMap<String, String> {
         ("DirectoryCacheSeconds", config.directory_cache_seconds.to_string()),
         ("MaxFriends", config.max_friends.to_string()),
         ("ChatRateLimit", config.chat_rate_limit.to_string()),
+        ("AvatarMaxBytes", config.avatar_max_bytes.to_string()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect()
 }
 
-/// Settings no template parameter carries (a deployment keeps their defaults), given to every
-/// function; and path-style S3 addressing, which moto on loopback needs.
+/// Fails a test whose settings the functions would not get: the sign-in providers are
+/// template parameters the test passes itself (`TestServer::on_lambda`).
+fn assert_carried(config: &Config) {
+    let defaults = Config::default();
+    assert!(
+        config.oauth_providers.is_empty() && config.oauth_redirect_uris == defaults.oauth_redirect_uris,
+        "the Lambda backend takes sign-in providers as template parameters: use TestServer::on_lambda"
+    );
+}
+
+/// Settings no template parameter carries (a deployment keeps their defaults: the tests hash
+/// cheaply, the bench as deployed), given to every function; and path-style S3 addressing,
+/// which moto on loopback needs.
 fn test_environment(config: &Config) -> Vec<(String, String)> {
     let lockout = &config.lockout;
     [
+        ("LATCHKEY_ARGON2_MEMORY_KIB", config.argon2.memory_kib.to_string()),
+        ("LATCHKEY_ARGON2_ITERATIONS", config.argon2.iterations.to_string()),
+        ("LATCHKEY_ARGON2_PARALLELISM", config.argon2.parallelism.to_string()),
+        ("LATCHKEY_PASSWORD_MIN_LENGTH", config.password_policy.min_chars.to_string()),
         ("LATCHKEY_UNIFORM_RESPONSE_MS", config.uniform_response_ms.to_string()),
         ("LATCHKEY_LOCKOUT_FREE_FAILURES", lockout.account_free_failures.to_string()),
         ("LATCHKEY_LOCKOUT_MAX_FAILURES_PER_HOUR", lockout.account_max_failures_per_hour.to_string()),
         ("LATCHKEY_LOCKOUT_IP_FREE_FAILURES", lockout.ip_free_failures.to_string()),
         ("LATCHKEY_LOCKOUT_IP_MAX_FAILURES_PER_HOUR", lockout.ip_max_failures_per_hour.to_string()),
         ("LATCHKEY_S3_FORCE_PATH_STYLE", "true".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
@@ -83,6 +99,7 @@ pub async fn start(
     keys: &KeyMaterial,
     extra: &[(&str, String)],
 ) -> (String, LambdaStack) {
+    assert_carried(config);
     let sdk = aws_sdk_config();
     let secret = format!("latchkey-test-{}", uuid::Uuid::new_v4());
     provision::signing_key_secret(&sdk, &secret, keys).await.expect("the signing-key secret");

@@ -20,11 +20,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::runtime::{Function, InvokeError};
+use super::runtime::Function;
 use super::template::WebSocketSpec;
 
 /// HTTP APIs take request bodies of at most 10 MB.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Lambda takes a synchronous invocation's event of at most 6 MB.
+const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 /// WebSocket APIs take messages of at most 128 KiB.
 const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
@@ -110,10 +112,14 @@ async fn http_request(
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
-    let event = http_event(&parts, &route.template, parameters, &body, peer);
-    match route.function.invoke(event.to_string().into_bytes()).await {
+    let event = http_event(&parts, &route.template, parameters, &body, peer).to_string().into_bytes();
+    if event.len() > MAX_EVENT_BYTES {
+        return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+    }
+    // A function that fails or runs past its timeout (10 or 25 s, inside the HTTP API's 30 s)
+    // is an integration error to API Gateway.
+    match route.function.invoke(event).await {
         Ok(answer) => http_response(&answer),
-        Err(InvokeError::TimedOut) => gateway_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
         Err(error) => {
             tracing::warn!(function = %route.function.spec.binary, %error, "invocation failed");
             gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
@@ -121,11 +127,14 @@ async fn http_request(
     }
 }
 
-/// Whether API Gateway hands a body to Lambda as text or base64-encoded.
-fn is_text(headers: &HeaderMap) -> bool {
+/// Whether API Gateway hands a body to Lambda as text (valid UTF-8 of a text media type) or
+/// base64-encoded.
+fn is_text(headers: &HeaderMap, body: &[u8]) -> bool {
     let kind = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    kind.starts_with("text/")
-        || ["json", "xml", "javascript", "x-www-form-urlencoded"].iter().any(|text| kind.contains(text))
+    let media = kind.split(';').next().unwrap_or("").trim();
+    let textual = media.starts_with("text/")
+        || ["application/json", "application/xml", "application/javascript"].contains(&media);
+    textual && std::str::from_utf8(body).is_ok()
 }
 
 /// The payload format 2.0 event of an HTTP API request.
@@ -177,7 +186,7 @@ fn http_event(
     let now = time::OffsetDateTime::now_utc();
     let host = headers.get("host").and_then(Value::as_str).unwrap_or("localhost").to_owned();
     let user_agent = headers.get("user-agent").cloned().unwrap_or(Value::String(String::new()));
-    let text = is_text(&parts.headers);
+    let text = is_text(&parts.headers, body);
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -353,6 +362,11 @@ async fn open(
     request: Request,
 ) -> Response {
     let (mut parts, _) = request.into_parts();
+    // A request that is no WebSocket handshake never reaches $connect.
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let connection = Connection {
         id: BASE64.encode(uuid::Uuid::new_v4().as_bytes())[..16].to_owned(),
         connected_at: time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
@@ -389,10 +403,6 @@ async fn open(
             .as_str()
             .map(str::to_owned)
     });
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
     let upgrade = upgrade.max_message_size(MAX_MESSAGE_BYTES).protocols(protocol);
     upgrade.on_upgrade(move |socket| serve_connection(api, socket, connection))
 }

@@ -43,6 +43,7 @@ pub struct Launch {
 /// The most instances of one function at once; more invocations wait for one to be free
 /// (as a reserved concurrency would make them, less the throttling).
 const MAX_INSTANCES: usize = 8;
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One function: its spec, and its idle warm instances.
 pub struct Function {
@@ -154,6 +155,7 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.logical_id)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_FORMAT", &self.spec.log_format)
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.spec.logical_id))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .envs(&self.spec.environment)
@@ -170,9 +172,13 @@ impl Function {
                 ))
             })?;
         let mut instance = Instance { child, api, events, server, invoked: false };
-        // Init ends at the first poll; a process that exits before it failed to initialise.
+        // Init ends at the first poll; a process that exits before it failed to initialise, and
+        // Lambda gives up on an init after 10 s.
         tokio::select! {
             _ = first_poll => {}
+            () = tokio::time::sleep(INIT_TIMEOUT) => {
+                return Err(InvokeError::Start(format!("{} did not finish its init within 10 s", self.spec.binary)));
+            }
             status = instance.child.wait() => {
                 let reason = instance.api.init_error.lock().unwrap().take().unwrap_or_default();
                 return Err(InvokeError::Start(format!("{} exited during init ({status:?}) {reason}", self.spec.binary)));
@@ -210,14 +216,14 @@ impl Instance {
         }
     }
 
-    /// From each thread's `schedstat` (nanoseconds on a CPU), finer than `stat`'s clock ticks.
+    /// User and system time from `/proc/<pid>/stat`, which counts threads that have exited too
+    /// (argon2's blocking threads come and go), in clock ticks of 10 ms.
     fn cpu_time(&self) -> Option<Duration> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()?)).ok()?;
-        let nanos = tasks
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
-            .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
-        Some(Duration::from_nanos(nanos))
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
     }
 
     fn peak_rss_kib(&self) -> Option<u64> {

@@ -19,6 +19,9 @@ pub struct FunctionSpec {
     pub routes: Vec<(String, String)>,
     pub timeout_seconds: u64,
     pub memory_mb: u64,
+    /// `LoggingConfig.LogFormat` (`Text` or `JSON`), which Lambda tells the function in
+    /// `AWS_LAMBDA_LOG_FORMAT`.
+    pub log_format: String,
     pub environment: BTreeMap<String, String>,
 }
 
@@ -102,6 +105,9 @@ impl Template {
                 routes,
                 timeout_seconds: number("Timeout", 3)?,
                 memory_mb: number("MemorySize", 128)?,
+                log_format: scalar(&properties["LoggingConfig"]["LogFormat"])
+                    .or_else(|| scalar(&globals["LoggingConfig"]["LogFormat"]))
+                    .unwrap_or_else(|| "Text".to_owned()),
                 environment,
             });
         }
