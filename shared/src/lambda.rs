@@ -22,6 +22,7 @@ use crate::mail::{Mailer, NoMail};
 use crate::objects::ObjectStore;
 use crate::objects::s3::S3Objects;
 use crate::store::dynamodb::DynamoStore;
+use crate::store::{ItemStore, Key};
 
 /// Builds the mail port from the SDK configuration and the settings.
 pub type MailAdapter = fn(&SdkConfig, &Config) -> Arc<dyn Mailer>;
@@ -89,8 +90,13 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
     let secret_id = required("LATCHKEY_SIGNING_KEY_SECRET").map_err(|e| setup(&e))?;
     let aws = aws_config::defaults(BehaviorVersion::latest()).http_client(aws_https_client()).load().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let keys = KeyMaterial::from_json(&secret_string(&secrets, &secret_id).await?)
-        .map_err(|error| SetupError(error.to_string()))?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    // Every request reads DynamoDB: opening its connection (a TLS handshake on AWS) beside the
+    // secret read takes it off the first caller's path at no cost in time. What it reads, a
+    // key nothing is stored under, does not matter, nor does an error.
+    let warm_up = Key::new("WARM-UP", "WARM-UP");
+    let (secret, _) = tokio::join!(secret_string(&secrets, &secret_id), store.get(&warm_up));
+    let keys = KeyMaterial::from_json(&secret?).map_err(|error| SetupError(error.to_string()))?;
     // Only the oauth function is given the provider secrets.
     let oauth_secrets = match std::env::var(OAUTH_SECRETS_SECRET) {
         Ok(id) => Some(secret_string(&secrets, &id).await?),
@@ -101,7 +107,6 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
         name => std::env::var(name).ok(),
     })
     .map_err(|e| setup(&e))?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     // Building a client makes no network call.
     let mailer = adapters.mail.map_or_else(|| Arc::new(NoMail) as Arc<dyn Mailer>, |mail| mail(&aws, &config));
     let bucket = std::env::var("LATCHKEY_AVATAR_BUCKET").ok();
