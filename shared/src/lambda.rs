@@ -95,7 +95,9 @@ async fn init(adapters: Adapters) -> Result<(Kernel, aws_config::SdkConfig), Set
     // secret read takes it off the first caller's path at no cost in time. What it reads, a
     // key nothing is stored under, does not matter, nor does an error.
     let warm_up = Key::new("WARM-UP", "WARM-UP");
-    let (secret, _) = tokio::join!(secret_string(&secrets, &secret_id), store.get(&warm_up));
+    // Bounded, so that a slow DynamoDB (retries, throttling) cannot hold init up.
+    let warm = tokio::time::timeout(std::time::Duration::from_secs(1), store.get(&warm_up));
+    let (secret, _) = tokio::join!(secret_string(&secrets, &secret_id), warm);
     let keys = KeyMaterial::from_json(&secret?).map_err(|error| SetupError(error.to_string()))?;
     // Only the oauth function is given the provider secrets.
     let oauth_secrets = match std::env::var(OAUTH_SECRETS_SECRET) {
